@@ -11,7 +11,8 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['PRUNABLE', 'MASK', 'check_layer_type', 'prunable_layers', 'has_mask', 'apply_mask', 'add_mask', 'masked_layers',
-           'add_masks', 'apply_masks', 'get_masks', 'remove_masks', 'sparsity', 'sparsity_report', 'print_sparsity']
+           'add_masks', 'apply_masks', 'get_masks', 'pause_mask_hooks', 'resume_mask_hooks', 'remove_masks', 'sparsity',
+           'sparsity_report', 'print_sparsity']
 
 # %% ../nbs/00_core.ipynb #c005
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -43,23 +44,16 @@ def prunable_layers(model:nn.Module, # Any PyTorch model
 # %% ../nbs/00_core.ipynb #c015
 MASK = 'lth_mask'
 
-class _MaskHook:
-    "Forward pre-hook that re-applies a layer's mask when its weight changed since it was last masked"
-    def __init__(self): self.seen = None
-    def __call__(self, m, args):
-        if _stamp(m.weight) != self.seen: apply_mask(m)
-
-def _stamp(w): return (w.data_ptr(), w._version)
-
-# %% ../nbs/00_core.ipynb #c016
 def has_mask(m:nn.Module)->bool:
     "Whether layer `m` carries a mask"
     return isinstance(getattr(m, MASK, None), torch.Tensor)
 
-def apply_mask(m:nn.Module)->None:
-    "Zero the pruned weights of layer `m` in place"
-    with torch.no_grad(): m.weight.mul_(getattr(m, MASK))
-    m._lth_hook.seen = _stamp(m.weight)
+def apply_mask(m:nn.Module, *args)->None:
+    "Zero the pruned weights of layer `m` in place (also the forward pre-hook of every masked layer)"
+    m.weight.data.mul_(getattr(m, MASK).view(torch.uint8))
+
+def _hook_on(m):
+    if getattr(m, '_lth_hook', None) is None: m._lth_hook = m.register_forward_pre_hook(apply_mask)
 
 def add_mask(m:nn.Module, mask=None)->torch.Tensor:
     "Give layer `m` a mask (all `True` unless `mask` is given) and apply it; return the mask"
@@ -68,14 +62,11 @@ def add_mask(m:nn.Module, mask=None)->torch.Tensor:
         raise ValueError(f"mask shape {tuple(mask.shape)} does not match weight shape {tuple(m.weight.shape)}")
     mask = mask.to(device=m.weight.device, dtype=torch.bool)
     if has_mask(m): getattr(m, MASK).copy_(mask)
-    else:
-        m.register_buffer(MASK, mask)
-        m._lth_hook = _MaskHook()
-        m._lth_hook.handle = m.register_forward_pre_hook(m._lth_hook)
+    else: m.register_buffer(MASK, mask); _hook_on(m)
     apply_mask(m)
     return getattr(m, MASK)
 
-# %% ../nbs/00_core.ipynb #c020
+# %% ../nbs/00_core.ipynb #c019
 def masked_layers(model:nn.Module)->dict:
     "The layers of `model` that carry a mask, as an ordered `{name: module}` dict"
     return {n:m for n,m in model.named_modules() if has_mask(m)}
@@ -95,15 +86,25 @@ def get_masks(model:nn.Module)->dict:
     "The masks of `model`, as a `{layer name: bool tensor}` dict"
     return {n:getattr(m, MASK) for n,m in masked_layers(model).items()}
 
+def pause_mask_hooks(layers)->None:
+    "Take the mask hooks off `layers`, for a loop that masks after every step itself"
+    for m in layers:
+        if getattr(m, '_lth_hook', None) is not None: m._lth_hook.remove(); m._lth_hook = None
+
+def resume_mask_hooks(layers)->None:
+    "Apply the masks of `layers` and put their hooks back"
+    for m in layers:
+        if has_mask(m): apply_mask(m); _hook_on(m)
+
 def remove_masks(model:nn.Module)->nn.Module:
     "Delete every mask and hook from `model`, leaving a plain model whose pruned weights stay zero"
     for m in masked_layers(model).values():
         apply_mask(m)
-        m._lth_hook.handle.remove()
+        pause_mask_hooks([m])
         del m._lth_hook, m._buffers[MASK]
     return model
 
-# %% ../nbs/00_core.ipynb #c027
+# %% ../nbs/00_core.ipynb #c026
 def _zeros(m): return int((m.weight == 0).sum())
 
 def sparsity(model:nn.Module, layer_type=PRUNABLE)->float:
@@ -111,7 +112,7 @@ def sparsity(model:nn.Module, layer_type=PRUNABLE)->float:
     ls = prunable_layers(model, layer_type).values()
     return 100 * sum(_zeros(m) for m in ls) / sum(m.weight.numel() for m in ls)
 
-# %% ../nbs/00_core.ipynb #c029
+# %% ../nbs/00_core.ipynb #c028
 def sparsity_report(model:nn.Module, layer_type=PRUNABLE)->pd.DataFrame:
     "A per-layer table of prunable weights and zeros, with a total row"
     rows = [dict(layer=n, type=type(m).__name__, params=m.weight.numel(), zeros=_zeros(m))
