@@ -94,9 +94,15 @@ class SparsifyCallback(Callback):
     def learn(self): return self._learn
     @learn.setter
     def learn(self, v):
-        "Detaching (`learn = None`) puts the mask hooks back, however the fit ended"
-        if v is None: resume_mask_hooks(self.prunable)
+        "Detaching (`learn = None`) leaves the model consistent, however the fit ended"
+        if v is None: self._detach()
         self._learn = v
+
+    def _detach(self):
+        "Masks applied, hooks back on, and no `sparsity` column left behind"
+        resume_mask_hooks(self.prunable)
+        if self._learn is not None:
+            self._learn.metrics = [o for o in self._learn.metrics if not isinstance(o, _SparsityMetric)]
 
 # %% ../nbs/05_callback.ipynb #c012
 @patch
@@ -178,6 +184,5 @@ def after_cancel_fit(self:SparsifyCallback): self.cancelled = True
 def after_fit(self:SparsifyCallback):
     "Leave the ticket on the model (after a pending reset) and remove the `sparsity` column"
     if self.pending and not self.cancelled: self._reset()
-    resume_mask_hooks(self.prunable)
-    self.learn.metrics = [o for o in self.learn.metrics if not isinstance(o, _SparsityMetric)]
+    self._detach()
     if self.verbose: display(self.sparsifier.report())
