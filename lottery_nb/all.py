@@ -12,5 +12,8 @@ from .core import *
 from .granularity import *
 from .criteria import *
 from .sparsifier import *
-from . import core, granularity, criteria, sparsifier
-__all__ = [n for mod in (core, granularity, criteria, sparsifier) for n in mod.__all__]
+from .schedules import *
+from .callback import *
+from .data import *
+from . import core, granularity, criteria, sparsifier, schedules, callback, data
+__all__ = [n for mod in (core, granularity, criteria, sparsifier, schedules, callback, data) for n in mod.__all__]
