@@ -29,7 +29,7 @@ class _SparsityMetric(Metric):
     @property
     def name(self): return 'sparsity'
     @property
-    def value(self): return self.cb.sparsifier.sparsity
+    def value(self): return round(self.cb.sparsifier.sparsity, 3)
 
 # %% ../nbs/05_callback.ipynb #c006
 RESETS = (None, 'lth')
