@@ -57,9 +57,10 @@ def bottom_k(s:Tensor, # 1-d scores
 # %% ../nbs/03_sparsifier.ipynb #c010
 def _n_pruned(n, sparsity): return round(sparsity/100 * n)
 
-def local(scores:list, sparsity:float)->list:
-    "Prune the same share of units in every layer"
-    return [bottom_k(s.flatten(), _n_pruned(s.numel(), sparsity)).view(s.shape) for s in scores]
+def local(scores:list, sparsity)->list:
+    "Prune the same share of units in every layer (or, given a list, each layer's own share)"
+    sps = sparsity if isinstance(sparsity, (list, tuple)) else [sparsity]*len(scores)
+    return [bottom_k(s.flatten(), _n_pruned(s.numel(), sp)).view(s.shape) for s,sp in zip(scores, sps)]
 
 def global_(scores:list, sparsity:float)->list:
     "Prune the lowest-scoring units across all layers together"
@@ -149,10 +150,20 @@ def _scores(self:Sparsifier, name, m):
     return s.masked_fill(~self.granularity.alive(getattr(m, MASK)), -math.inf)
 
 @patch
-def prune(self:Sparsifier, sparsity:float # Target, in percent of the prunable units (50 means half)
+def _targets(self:Sparsifier, sparsity):
+    "A checked sparsity, or for a `{layer name: percent}` dict (local only) a list in layer order"
+    if not isinstance(sparsity, dict): return check_sparsity(sparsity)
+    if self.method is not local: raise ValueError("per-layer sparsities need method='local'")
+    if set(sparsity) != set(self.layers):
+        raise ValueError(f"per-layer sparsities must name every prunable layer: got {sorted(sparsity)}, "
+                         f"the layers are {list(self.layers)}")
+    return [check_sparsity(sparsity[n]) for n in self.layers]
+
+@patch
+def prune(self:Sparsifier, sparsity:float|dict # Target in percent of the prunable units (50 means half), or a `{layer: percent}` dict
          ):
     "Prune exactly `round(sparsity/100 * n_units)` units, per layer if local, overall if global"
-    sp = check_sparsity(sparsity)
+    sp = self._targets(sparsity)
     with torch.no_grad():
         scores = [self._scores(n, m) for n,m in self.layers.items()]
         pruned = self.method(scores, sp)
