@@ -11,7 +11,7 @@ from torch import Tensor
 
 # %% auto #0
 __all__ = ['CRITERIA', 'large_final', 'small_final', 'large_init', 'small_init', 'large_init_large_final',
-           'small_init_small_final', 'magnitude_increase', 'movement', 'random', 'get_criteria']
+           'small_init_small_final', 'magnitude_increase', 'movement', 'random_scores', 'get_criteria']
 
 # %% ../nbs/02_criteria.ipynb #c005
 def large_final(w:Tensor, w0:Tensor)->Tensor: "Keep weights that end large: |w|";  return w.abs()
@@ -24,11 +24,12 @@ def small_init_small_final(w:Tensor, w0:Tensor)->Tensor:
     "Keep weights small at both ends: -max(|w0|, |w|)";  return -torch.maximum(w0.abs(), w.abs())
 def magnitude_increase(w:Tensor, w0:Tensor)->Tensor: "Keep weights that grew: |w| - |w0|";  return w.abs() - w0.abs()
 def movement(w:Tensor, w0:Tensor)->Tensor: "Keep weights that moved: |w - w0|";  return (w - w0).abs()
-def random(w:Tensor, w0:Tensor)->Tensor: "Random scores, from torch's global generator";  return torch.rand_like(w)
+def random_scores(w:Tensor, w0:Tensor)->Tensor: "Random scores, from torch's global generator";  return torch.rand_like(w)
 
 # %% ../nbs/02_criteria.ipynb #c006
 CRITERIA = {f.__name__:f for f in [large_final, small_final, large_init, small_init, large_init_large_final,
-                                   small_init_small_final, magnitude_increase, movement, random]}
+                                   small_init_small_final, magnitude_increase, movement]}
+CRITERIA['random'] = random_scores
 
 # %% ../nbs/02_criteria.ipynb #c007
 def get_criteria(c # A name from `CRITERIA`, or a function `f(w, w0)` returning a score per weight
