@@ -59,7 +59,7 @@ def get_parser():
     p.add_argument('--rounds', type=int, default=8, help='pruning rounds after the dense round')
     p.add_argument('--prune-pct', type=float, default=20, help='percent of the remaining weights pruned each round')
     p.add_argument('--rewind', default='0', help="rewind point: epochs, or like '2ep' / '500it'")
-    p.add_argument('--seeds', type=_positive(int), default=2, help='number of seeds (0, 1, ...)')
+    p.add_argument('--seeds', type=_positive(int), default=3, help='number of seeds (0, 1, ...)')
     p.add_argument('--controls', type=_controls, default=('reinit', 'random_mask'), help="comma-separated: reinit,random_mask, or none")
     p.add_argument('--epochs', type=_positive(int), default=10, help='training epochs per round and arm')
     p.add_argument('--lr', type=_positive(float), default=3e-3, help='Adam learning rate')

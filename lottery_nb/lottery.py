@@ -252,7 +252,7 @@ def plot_tickets(df:pd.DataFrame, metric:str='final_acc', ax=None, title=None):
     ax.set_xscale('log'); ax.invert_xaxis()
     ticks = sorted(s.pct_remaining.round(1).unique(), reverse=True)
     ax.set_xticks(ticks); ax.set_xticklabels([f'{t:g}' for t in ticks], fontsize=8); ax.minorticks_off()
-    ax.set(xlabel='% of weights remaining (log scale)', ylabel=metric.replace('_', ' '),
+    ax.set(xlabel='% of weights remaining (log scale)', ylabel=metric.replace('_acc', ' accuracy').replace('_', ' '),
            title=title or f"Iterative magnitude pruning, {s.seeds.max()} seed(s)")
     ax.grid(alpha=0.3); ax.legend(fontsize=8)
     return ax
