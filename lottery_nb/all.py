@@ -15,5 +15,7 @@ from .sparsifier import *
 from .schedules import *
 from .callback import *
 from .data import *
-from . import core, granularity, criteria, sparsifier, schedules, callback, data
-__all__ = [n for mod in (core, granularity, criteria, sparsifier, schedules, callback, data) for n in mod.__all__]
+from .lottery import *
+from .viz import *
+from . import core, granularity, criteria, sparsifier, schedules, callback, data, lottery, viz
+__all__ = [n for mod in (core, granularity, criteria, sparsifier, schedules, callback, data, lottery, viz) for n in mod.__all__]

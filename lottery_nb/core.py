@@ -6,8 +6,11 @@ Docs: https://lottery-nb.github.io/lottery-nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
+import warnings
 import torch, pandas as pd
 from torch import nn
+# fastai's import calls `torch.jit.script`, which torch 2.14 marks deprecated; the notice is harmless and not ours
+warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 
 # %% auto #0
 __all__ = ['PRUNABLE', 'MASK', 'check_layer_type', 'prunable_layers', 'has_mask', 'apply_mask', 'add_mask', 'masked_layers',

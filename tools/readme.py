@@ -29,7 +29,7 @@ def render(nb_path=root/'nbs'/'index.ipynb'):
         for o in c.get('outputs', []):
             t = _out(o)
             if t and t.strip(): parts.append(f"```\n{t.rstrip()}\n```")
-    return HEADER + '\n\n'.join(parts) + '\n'
+    return HEADER + '\n\n'.join(parts).replace('](images/', '](nbs/images/') + '\n'
 
 if __name__ == '__main__':
     txt, dest = render(), root/'README.md'
