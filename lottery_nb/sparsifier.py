@@ -136,7 +136,33 @@ def reset(self:Sparsifier):
         apply_masks(self.model)
     return self
 
-# %% ../nbs/03_sparsifier.ipynb #c029
+# %% ../nbs/03_sparsifier.ipynb #c024
+@patch
+def _units(self:Sparsifier):
+    return {n:self.granularity.alive(getattr(m, MASK)) for n,m in self.layers.items()}
+
+@patch
+def layer_sparsity(self:Sparsifier)->dict:
+    "Percent of pruned units in each layer"
+    return {n:100*(1-u.float().mean().item()) for n,u in self._units().items()}
+
+@patch(as_prop=True)
+def sparsity(self:Sparsifier)->float:
+    "Percent of pruned units over all layers"
+    us = self._units().values()
+    return 100 * sum(int((~u).sum()) for u in us) / sum(u.numel() for u in us)
+
+@patch
+def report(self:Sparsifier):
+    "The per-layer table of zero weights (see `sparsity_report`)"
+    return sparsity_report(self.model, self.layer_type)
+
+@patch
+def remove_masks(self:Sparsifier)->nn.Module:
+    "Remove every mask from the model and return it (see `remove_masks`)"
+    return remove_masks(self.model)
+
+# %% ../nbs/03_sparsifier.ipynb #c031
 @patch
 def _scores(self:Sparsifier, name, m):
     w = m.weight.detach()
@@ -170,29 +196,3 @@ def prune(self:Sparsifier, sparsity:float|dict # Target in percent of the prunab
         with uninterrupted():
             for m,p in zip(self.layers.values(), pruned): add_mask(m, self.granularity.expand(~p, m.weight.shape))
     return self
-
-# %% ../nbs/03_sparsifier.ipynb #c031
-@patch
-def _units(self:Sparsifier):
-    return {n:self.granularity.alive(getattr(m, MASK)) for n,m in self.layers.items()}
-
-@patch
-def layer_sparsity(self:Sparsifier)->dict:
-    "Percent of pruned units in each layer"
-    return {n:100*(1-u.float().mean().item()) for n,u in self._units().items()}
-
-@patch(as_prop=True)
-def sparsity(self:Sparsifier)->float:
-    "Percent of pruned units over all layers"
-    us = self._units().values()
-    return 100 * sum(int((~u).sum()) for u in us) / sum(u.numel() for u in us)
-
-@patch
-def report(self:Sparsifier):
-    "The per-layer table of zero weights (see `sparsity_report`)"
-    return sparsity_report(self.model, self.layer_type)
-
-@patch
-def remove_masks(self:Sparsifier)->nn.Module:
-    "Remove every mask from the model and return it (see `remove_masks`)"
-    return remove_masks(self.model)

@@ -25,3 +25,9 @@ def test_library_is_what_notebooks_export():
     before = snap()
     subprocess.run(['nbdev-export'], cwd=root, check=True, capture_output=True)
     assert snap() == before, 'lottery_nb/ differs from what nbs/ exports: run nbdev-export and commit'
+
+def test_notebook_outputs_are_fresh():
+    "Committed outputs were made by the code that is committed (see README, 'The docs site')"
+    sys.path.insert(0, str(root/'tools'))
+    import docs
+    assert not docs.stale(), f'stale outputs in {docs.stale()}: run python tools/docs.py --execute'

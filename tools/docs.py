@@ -1,0 +1,92 @@
+"""Build the docs site into docs/, without Quarto (see README, "The docs site").
+
+python tools/docs.py              # render docs/ from the notebooks as committed, outputs included
+python tools/docs.py --execute    # first run every notebook in a real Jupyter kernel and save its outputs
+python tools/docs.py --check      # exit 1 if a notebook's saved outputs are older than its code
+python tools/docs.py --out DIR    # render into DIR instead of docs/
+
+Rendering is nbdev's own processing (`nbdev-proc-nbs`: show_doc API reference, doc links, hidden cells), then
+`smalldocs render`, which reads the same nbs/_quarto.yml that Quarto would. Pages are named as nbdev names them
+(`core.html`, not `00_core.html`), so nbdev's links resolve."""
+import argparse, hashlib, json, re, shutil, subprocess, sys, time
+from pathlib import Path
+
+root = Path(__file__).resolve().parent.parent
+nbs, proc = root/'nbs', root/'_proc'
+MANIFEST = nbs/'_outputs.json'
+
+def notebooks(): return sorted(p for p in nbs.glob('*.ipynb') if not p.name.startswith('_'))
+
+def code_hash(nb_path):
+    "A hash of a notebook's code cells: what its outputs depend on"
+    nb = json.loads(Path(nb_path).read_text())
+    src = [''.join(c['source']) if isinstance(c['source'], list) else c['source'] for c in nb['cells'] if c['cell_type'] == 'code']
+    return hashlib.sha1('\n\x00'.join(src).encode()).hexdigest()[:16]
+
+def stale():
+    "Notebooks whose code changed since their outputs were saved"
+    m = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+    return [p.name for p in notebooks() if m.get(p.name) != code_hash(p)]
+
+def execute(paths=None, timeout=900):
+    "Run notebooks top to bottom in a Jupyter kernel (cwd nbs/), save their outputs, and record their code hashes"
+    import nbformat
+    from nbclient import NotebookClient
+    m = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+    for p in paths or notebooks():
+        t0 = time.time()
+        nb = nbformat.read(p, as_version=4)
+        NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(nbs)}}).execute()
+        nbformat.write(nb, p)
+        m[p.name] = code_hash(p)
+        print(f'executed {p.name} in {time.time()-t0:.0f} s', flush=True)
+    MANIFEST.write_text(json.dumps(m, indent=1, sort_keys=True) + '\n')
+    subprocess.run(['nbdev-clean'], cwd=root, check=True)
+
+def _output_file(nb):
+    for c in nb['cells']:
+        src = ''.join(c['source']) if isinstance(c['source'], list) else c['source']
+        m = re.search(r'^output-file:\s*(\S+)\s*$', src, re.M)
+        if c['cell_type'] == 'raw' and m: return m.group(1)
+
+def render(out=root/'docs'):
+    "nbdev-proc-nbs, rename pages as nbdev names them, smalldocs render, move the site to `out`"
+    shutil.rmtree(proc, ignore_errors=True)
+    subprocess.run(['nbdev-proc-nbs'], cwd=root, check=True)
+    names = {}
+    for p in sorted(proc.glob('*.ipynb')):   # smalldocs names pages after their files: give each nbdev's page name
+        nb = json.loads(p.read_text())
+        of = _output_file(nb)
+        for c in nb['cells']:
+            if c['cell_type'] == 'raw':
+                src = ''.join(c['source']) if isinstance(c['source'], list) else c['source']
+                c['source'] = re.sub(r'^output-file:.*\n', '', src, flags=re.M)
+        new = Path(of).stem + '.ipynb' if of else p.name
+        if new != p.name: names[p.name] = new
+        p.unlink(); (proc/new).write_text(json.dumps(nb))
+    for p in list(proc.glob('*.ipynb')) + [proc/'sidebar.yml']:
+        txt = p.read_text()
+        for old, new in names.items():
+            txt = txt.replace(f'](/{old}', f']({new[:-6]}.html').replace(f']({old}', f']({new[:-6]}.html').replace(f'- {old}', f'- {new}')
+        p.write_text(txt)
+    exe = Path(sys.executable).parent/'smalldocs'
+    subprocess.run([str(exe) if exe.exists() else 'smalldocs', 'render', '--quiet', str(proc)], cwd=root, check=True)
+    site = proc/'docs'
+    out = Path(out)
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.move(str(site), str(out))
+    shutil.rmtree(proc, ignore_errors=True)
+    return out
+
+if __name__ == '__main__':
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--execute', action='store_true'); ap.add_argument('--check', action='store_true')
+    ap.add_argument('--out', default=str(root/'docs'))
+    a = ap.parse_args()
+    if a.check:
+        s = stale()
+        if s: sys.exit(f"outputs are stale (code changed since they were saved) in: {', '.join(s)}; run python tools/docs.py --execute")
+        print('every notebook has fresh outputs'); sys.exit(0)
+    if a.execute: execute()
+    t0 = time.time(); out = render(a.out)
+    print(f'rendered {len(list(out.rglob("*.html")))} pages into {out} in {time.time()-t0:.0f} s')
