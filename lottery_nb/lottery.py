@@ -145,7 +145,29 @@ def _write(out, rows):
     df = pd.concat([old, pd.DataFrame(rows)]) if old is not None else pd.DataFrame(rows)
     df.to_csv(tmp, index=False); os.replace(tmp, f)
 
-# %% ../nbs/06_lottery.ipynb #c022
+# %% ../nbs/06_lottery.ipynb #c023
+def _resume_point(done, out, s, rounds, n_arms):
+    "The first round of seed `s` not finished in `out`, and the ticket file that starts it"
+    if done is None: return 0, None
+    for r in range(rounds, -1, -1):
+        f = Path(out)/f'seed{s}'/f'round{r+1}.pt'
+        if len(done.query('seed == @s and round == @r')) == (n_arms if r else 1) and (f.exists() or r == rounds):
+            return r+1, (f if f.exists() else None)
+    return 0, None
+
+def _control(arm, learn_fn, s, r, epochs, lr, masks, rewind_state):
+    "Train one control arm on the ticket's masks: fresh initial values, or random positions"
+    if arm == 'reinit': return _fit(learn_fn, s + 1_000_003, s, epochs, lr, masks)[1]
+    return _fit(learn_fn, s, s, epochs, lr, random_masks(masks, seed=s + r), rewind_state)[1]
+
+def _next_masks(learn, rewind_state, sparsity, granularity, method, criteria):
+    "Prune the trained ticket to `sparsity` (monotone masks) and rewind it: the next round's ticket"
+    sp = Sparsifier(learn.model, granularity, method, criteria)
+    sp.rewind_state = rewind_state
+    sp.prune(sparsity).reset()
+    return sp, {n:v.clone() for n,v in get_masks(learn.model).items()}
+
+# %% ../nbs/06_lottery.ipynb #c024
 def find_ticket(learn_fn, # () -> a fresh `Learner` with a metric; seeded by the runner
                 rounds:int=8, # Pruning rounds after the dense round 0
                 prune_pct:float=20, # Percent of the *remaining* weights pruned each round
@@ -170,72 +192,56 @@ def find_ticket(learn_fn, # () -> a fresh `Learner` with a metric; seeded by the
     get_method(method); get_granularity(granularity); criteria = get_criteria(criteria)
     seeds = [seeds] if isinstance(seeds, int) else list(seeds)
     probe = learn_fn()
-    layers = list(prunable_layers(probe.model))
+    layers, n_batches = list(prunable_layers(probe.model)), len(probe.dls.train)
     if layer_rates and set(layer_rates) - set(layers):
         raise ValueError(f"layer_rates names unknown layers {sorted(set(layer_rates) - set(layers))}; the layers are {layers}")
-    rewind_it = parse_rewind(rewind, len(probe.dls.train))
-    if rewind_it >= epochs * len(probe.dls.train):
+    rewind_it = parse_rewind(rewind, n_batches)
+    if rewind_it >= epochs * n_batches:
         raise ValueError(f"rewind={rewind!r} ({rewind_it} iterations) is past the end of a round's training "
-                         f"({epochs} epochs of {len(probe.dls.train)} batches)")
+                         f"({epochs} epochs of {n_batches} batches)")
     if out is not None: Path(out).mkdir(parents=True, exist_ok=True)
-    arms = ['ticket', *controls]
+    arms, done, rows = ['ticket', *controls], _done(out), []
     jobs = [(s, r, a) for s in seeds for r in range(rounds+1) for a in (arms if r else ['ticket'])]
-    done = _done(out)
-    pb = progress_bar(jobs, display=progress, leave=True)
-    it, rows, state = iter(pb), [], {}
+    pb = progress_bar(jobs, display=progress, leave=True); it = iter(pb)
+    def tick(msg): next(it); pb.comment = msg
     for s in seeds:
-        start, ticket = 0, None
-        if done is not None:
-            for r in range(rounds, -1, -1):
-                f = Path(out)/f'seed{s}'/f'round{r+1}.pt'
-                n = len(done.query('seed == @s and round == @r'))
-                if n == (len(arms) if r else 1) and (f.exists() or r == rounds):
-                    start = r + 1; ticket = f if f.exists() else None; break
-        rows += done.query('seed == @s and round < @start').to_dict('records') if done is not None else []
+        start, ticket = _resume_point(done, out, s, rounds, len(arms))
+        if start: rows += done.query('seed == @s and round < @start').to_dict('records')
         for _ in range(sum(1 for j in jobs if j[0] == s and j[1] < start)): next(it)
+        if ticket is not None:   # resuming: the saved ticket gives the masks and the rewind point
+            set_seed(s); m = learn_fn().model
+            rewind_state = load_ticket(ticket, m, granularity=granularity, method=method, criteria=criteria).rewind_state
+            masks = {n:v.clone() for n,v in get_masks(m).items()}
         for r in range(start, rounds+1):
-            round_rows = []
-            if r == 0:
+            if r == 0:   # the dense network, which also gives the rewind point
                 cap = RewindPoint(rewind_it)
                 learn, res = _fit(learn_fn, s, s, epochs, lr, cbs=[cap])
                 rewind_state = cap.state
-                sp = Sparsifier(learn.model, granularity, method, criteria)
-                sp.rewind_state = rewind_state
-            else:
-                if ticket is not None:
-                    set_seed(s); m = learn_fn().model
-                    sp = load_ticket(ticket, m, granularity=granularity, method=method, criteria=criteria)
-                    rewind_state, masks = sp.rewind_state, {n:v.clone() for n,v in get_masks(m).items()}
-                    ticket = None
-                learn, res = _fit(learn_fn, s, s, epochs, lr, masks, rewind_state)
+            else: learn, res = _fit(learn_fn, s, s, epochs, lr, masks, rewind_state)
             remaining = _remaining(learn.model)
-            round_rows.append(dict(round=r, pct_remaining=remaining, arm='ticket', seed=s, **res))
-            next(it); pb.comment = f'seed {s} round {r} ({remaining:.1f}% left) ticket: acc {res["final_acc"]:.3f}'
-            if r:
-                for a in controls:
-                    if a == 'reinit': _, cres = _fit(learn_fn, s + 1_000_003, s, epochs, lr, masks)
-                    else: _, cres = _fit(learn_fn, s, s, epochs, lr, random_masks(masks, seed=s + r), rewind_state)
-                    round_rows.append(dict(round=r, pct_remaining=remaining, arm=a, seed=s, **cres))
-                    next(it); pb.comment = f'seed {s} round {r} {a}: acc {cres["final_acc"]:.3f}'
-            if r < rounds:   # prune the trained ticket further, then rewind it: the next round's ticket
-                sp = Sparsifier(learn.model, granularity, method, criteria)
-                sp.rewind_state = rewind_state
-                sp.prune(round_sparsity(r+1, prune_pct, layer_rates, layers)).reset()
-                masks = {n:v.clone() for n,v in get_masks(learn.model).items()}
+            round_rows = [dict(round=r, pct_remaining=remaining, arm='ticket', seed=s, **res)]
+            tick(f'seed {s} round {r} ({remaining:.1f}% left) ticket: acc {res["final_acc"]:.3f}')
+            for a in (controls if r else []):
+                cres = _control(a, learn_fn, s, r, epochs, lr, masks, rewind_state)
+                round_rows.append(dict(round=r, pct_remaining=remaining, arm=a, seed=s, **cres))
+                tick(f'seed {s} round {r} {a}: acc {cres["final_acc"]:.3f}')
+            if r < rounds:
+                sp, masks = _next_masks(learn, rewind_state, round_sparsity(r+1, prune_pct, layer_rates, layers),
+                                        granularity, method, criteria)
                 if out is not None:
                     save_ticket(Path(out)/f'seed{s}'/f'round{r+1}.pt', sp, round=r+1, seed=s, prune_pct=prune_pct, rewind=str(rewind))
             if out is not None: _write(out, round_rows)
             rows += round_rows
     return pd.DataFrame(rows)
 
-# %% ../nbs/06_lottery.ipynb #c029
+# %% ../nbs/06_lottery.ipynb #c031
 def summarize(df:pd.DataFrame, metric:str='final_acc')->pd.DataFrame:
     "Mean and standard deviation of `metric` across seeds, per round and arm"
     g = df.groupby(['round', 'arm'])
     res = g.agg(pct_remaining=('pct_remaining', 'mean'), mean=(metric, 'mean'), std=(metric, 'std'), seeds=('seed', 'nunique'))
     return res.reset_index()
 
-# %% ../nbs/06_lottery.ipynb #c030
+# %% ../nbs/06_lottery.ipynb #c032
 def plot_tickets(df:pd.DataFrame, metric:str='final_acc', ax=None, title=None):
     "Accuracy against percent of weights remaining (log x), one line per arm, error bars across seeds"
     import matplotlib.pyplot as plt
