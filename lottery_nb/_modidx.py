@@ -212,4 +212,5 @@ d = { 'settings': { 'branch': 'main',
                                 'lottery_nb.viz.save_gif': ('viz.html#save_gif', 'lottery_nb/viz.py'),
                                 'lottery_nb.viz.schedule_curve': ('viz.html#schedule_curve', 'lottery_nb/viz.py'),
                                 'lottery_nb.viz.schedule_explorer': ('viz.html#schedule_explorer', 'lottery_nb/viz.py'),
-                                'lottery_nb.viz.show_mask': ('viz.html#show_mask', 'lottery_nb/viz.py')}}}
+                                'lottery_nb.viz.show_mask': ('viz.html#show_mask', 'lottery_nb/viz.py'),
+                                'lottery_nb.viz.thin_frames': ('viz.html#thin_frames', 'lottery_nb/viz.py')}}}

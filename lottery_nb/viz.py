@@ -24,7 +24,7 @@ from .callback import SparsifyCallback
 # %% auto #0
 __all__ = ['BG', 'NODE', 'EDGE', 'STEPS', 'schedule_curve', 'reset_points', 'plot_schedule', 'ScheduleExplorer',
            'schedule_explorer', 'plot_layer_sparsity', 'plot_weight_hist', 'show_mask', 'draw_network', 'MaskRecorder',
-           'animate_masks', 'save_gif']
+           'thin_frames', 'animate_masks', 'save_gif']
 
 # %% ../nbs/07_viz.ipynb #c006
 def schedule_curve(sched_func, sparsity:float, start_epoch:float=0, end_epoch:float|None=None, n_epoch:int=10,
@@ -257,19 +257,30 @@ class MaskRecorder(Callback):
         for e in self._events(): self._grab(e)
 
 # %% ../nbs/07_viz.ipynb #c029
+def thin_frames(frames:list, max_frames:int|None=None)->list:
+    "At most `max_frames` frames: every init, prune and reset frame, and evenly spaced training frames"
+    if not max_frames or len(frames) <= max_frames: return list(frames)
+    key = [i for i,f in enumerate(frames) if f['kind'] != 'train']
+    train = [i for i,f in enumerate(frames) if f['kind'] == 'train']
+    n = max(max_frames - len(key), 0)
+    keep = set(key) | ({train[round(j*(len(train)-1)/max(n-1, 1))] for j in range(n)} if train and n else set())
+    return [f for i,f in enumerate(frames) if i in keep]
+
 def animate_masks(rec, # A `MaskRecorder`, or its list of frames
                   view:str='network', # 'network' or 'heatmap'
                   size:float=4., # Figure side, inches
                   dpi:int=75, max_units:int=8,
                   hold:int=3, # Repeat prune and reset frames this many times
                   crop:int=48, # Heatmaps show the top-left `crop` x `crop` cells, so single weights stay visible
-                  interval:int=250 # Milliseconds per frame
+                  interval:int=250, # Milliseconds per frame
+                  max_frames:int|None=None # Keep at most this many recorded frames: every init, prune and reset, and evenly spaced training frames
                  )->animation.FuncAnimation:
     "An animation of the recorded frames, captioned with the LTH step, epoch and sparsity"
     if view not in ('network', 'heatmap'): raise ValueError(f"view must be 'network' or 'heatmap', got {view!r}")
     frames = rec.frames if isinstance(rec, MaskRecorder) else rec
     names = rec.names if isinstance(rec, MaskRecorder) else None
     if not frames: raise ValueError("the recording has no frames: was the MaskRecorder in the fit's cbs?")
+    frames = thin_frames(frames, max_frames)
     seq = [f for f in frames for _ in range(hold if f['kind'] in ('init', 'prune', 'reset') else 1)]
     n = len(frames[0]['pairs'])
     fig = plt.figure(figsize=(size*(1 if view == 'network' else min(n, 3)), size), dpi=dpi, facecolor=BG)
