@@ -49,6 +49,20 @@ def _output_file(nb):
         m = re.search(r'^output-file:\s*(\S+)\s*$', src, re.M)
         if c['cell_type'] == 'raw' and m: return m.group(1)
 
+KATEX_CDN = 'https://cdn.jsdelivr.net/npm/katex@0.16.11/dist'
+
+def _offline(site):
+    "Serve KaTeX from the site itself (tools/katex) and drop the theme's web-font import: pages make no outside requests"
+    for css in (site/'site_libs').rglob('*.css'):
+        txt = css.read_text()
+        if '@import url(http' in txt: css.write_text(re.sub(r'@import url\(https?://[^)]*\);?', '', txt))
+    pages = [p for p in site.rglob('*.html') if KATEX_CDN in p.read_text()]
+    if not pages: return
+    shutil.copytree(root/'tools'/'katex', site/'site_libs'/'katex', dirs_exist_ok=True)
+    for p in pages:
+        rel = Path(*(['..'] * (len(p.relative_to(site).parts) - 1)), 'site_libs', 'katex').as_posix()
+        p.write_text(p.read_text().replace(KATEX_CDN, rel))
+
 def render(out=root/'docs'):
     "nbdev-proc-nbs, rename pages as nbdev names them, smalldocs render, move the site to `out`"
     shutil.rmtree(proc, ignore_errors=True)
@@ -72,6 +86,7 @@ def render(out=root/'docs'):
     exe = Path(sys.executable).parent/'smalldocs'
     subprocess.run([str(exe) if exe.exists() else 'smalldocs', 'render', '--quiet', str(proc)], cwd=root, check=True)
     site = proc/'docs'
+    _offline(site)
     out = Path(out)
     shutil.rmtree(out, ignore_errors=True)
     shutil.move(str(site), str(out))
