@@ -34,8 +34,8 @@ class _SparsityMetric(Metric):
 # %% ../nbs/05_callback.ipynb #c007
 RESETS = (None, 'lth')
 
-def _check_epoch(name, v, allow_none=True):
-    if v is None and allow_none: return v
+def _check_epoch(name, v):
+    if v is None: return v
     if isinstance(v, bool) or not isinstance(v, numbers.Real) or v < 0:
         raise ValueError(f"{name} must be an epoch number >= 0, got {v!r}")
     return v
@@ -70,9 +70,12 @@ class SparsifyCallback(Callback):
         self.granularity,self.method = get_granularity(granularity),method
         get_method(method)
         self.criteria,self.layer_type = get_criteria(criteria),check_layer_type(layer_type)
+        if isinstance(sched_func, str):
+            if sched_func not in SCHEDULES:
+                raise ValueError(f"unknown sched_func {sched_func!r}; valid names are {', '.join(SCHEDULES)}, or a function f(start, end, pos)")
+            sched_func = SCHEDULES[sched_func]
         if not callable(sched_func):
-            raise TypeError(f"sched_func must be a function f(start, end, pos), got {sched_func!r}; "
-                            f"valid names include {', '.join(SCHEDULES)}")
+            raise TypeError(f"sched_func must be a function f(start, end, pos) or one of {', '.join(SCHEDULES)}, got {sched_func!r}")
         if reset not in RESETS: raise ValueError(f"reset must be None or 'lth', got {reset!r}")
         if isinstance(rewind, bool) or not isinstance(rewind, int) or rewind < 0:
             raise ValueError(f"rewind must be an epoch number (int >= 0), got {rewind!r}")
