@@ -31,6 +31,8 @@ class _SparsityMetric(Metric):
     @property
     def value(self): return round(self.cb.sparsifier.sparsity, 3)
 
+def _drop_column(metrics): return [o for o in metrics if not isinstance(o, _SparsityMetric)]
+
 # %% ../nbs/05_callback.ipynb #c007
 RESETS = (None, 'lth')
 
@@ -104,8 +106,7 @@ class SparsifyCallback(Callback):
     def _detach(self):
         "Masks applied, hooks back on, and no `sparsity` column left behind"
         resume_mask_hooks(self.prunable)
-        if self._learn is not None:
-            self._learn.metrics = [o for o in self._learn.metrics if not isinstance(o, _SparsityMetric)]
+        if self._learn is not None: self._learn.metrics = _drop_column(self._learn.metrics)
 
 # %% ../nbs/05_callback.ipynb #c013
 @patch
@@ -125,7 +126,7 @@ def before_fit(self:SparsifyCallback):
     pause_mask_hooks(self.prunable)   # we mask after every step ourselves; see `learn` below for how they come back
     self.start_sparsity = self.current = self.achieved = self.sparsifier.sparsity
     self.pending,self.cancelled,self.sched_log,self.events = False,False,[],[]
-    self.learn.metrics = [o for o in self.learn.metrics if not isinstance(o, _SparsityMetric)] + [_SparsityMetric(self)]
+    self.learn.metrics = _drop_column(self.learn.metrics) + [_SparsityMetric(self)]
 
 # %% ../nbs/05_callback.ipynb #c015
 @patch
@@ -137,7 +138,7 @@ def before_epoch(self:SparsifyCallback):
 @patch
 def after_step(self:SparsifyCallback):
     "Zero the pruned weights again after the optimizer moved them"
-    with torch.no_grad():
+    with torch.no_grad():   # `apply_mask` with the uint8 views looked up once in `before_fit`: this runs every step
         for w,k in self._wk: w.mul_(k)
 
 @patch

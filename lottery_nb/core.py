@@ -14,8 +14,8 @@ warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', ca
 
 # %% auto #0
 __all__ = ['PRUNABLE', 'MASK', 'check_layer_type', 'prunable_layers', 'has_mask', 'apply_mask', 'add_mask', 'masked_layers',
-           'add_masks', 'apply_masks', 'get_masks', 'pause_mask_hooks', 'resume_mask_hooks', 'remove_masks', 'sparsity',
-           'sparsity_report', 'print_sparsity']
+           'add_masks', 'apply_masks', 'get_masks', 'pause_mask_hooks', 'resume_mask_hooks', 'remove_masks',
+           'model_state', 'load_model_state', 'set_masks', 'sparsity', 'sparsity_report', 'print_sparsity']
 
 # %% ../nbs/00_core.ipynb #c005
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -106,6 +106,22 @@ def remove_masks(model:nn.Module)->nn.Module:
         pause_mask_hooks([m])
         del m._lth_hook, m._buffers[MASK]
     return model
+
+# %% ../nbs/00_core.ipynb #x57828431
+def model_state(model:nn.Module)->dict:
+    "A copy of every parameter and buffer of `model`, the masks left out"
+    return {k:v.detach().clone() for k,v in model.state_dict().items() if not k.endswith(MASK)}
+
+def load_model_state(model:nn.Module, state:dict)->None:
+    "Copy `state` (as `model_state` returns it) into `model` in place"
+    sd = model.state_dict()
+    with torch.no_grad():
+        for k,v in state.items(): sd[k].copy_(v)
+
+def set_masks(model:nn.Module, masks:dict)->None:
+    "Give the layers of `model` named in `masks` those masks (see `add_mask`)"
+    mods = dict(model.named_modules())
+    for n,m in masks.items(): add_mask(mods[n], m)
 
 # %% ../nbs/00_core.ipynb #c026
 def _zeros(m): return int((m.weight == 0).sum())

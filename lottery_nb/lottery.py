@@ -49,7 +49,7 @@ class RewindPoint(Callback):
             raise ValueError(f"the rewind point ({self.it} iterations) is past the end of training ({total} iterations)")
     def before_batch(self):
         if self.training and self.state is None and self.train_iter == self.it:
-            self.state = {k:v.detach().clone() for k,v in self.model.state_dict().items() if not k.endswith(MASK)}
+            self.state = model_state(self.model)
 
 # %% ../nbs/06_lottery.ipynb #c010
 def round_sparsity(r:int, prune_pct:float=20, layer_rates:dict|None=None, layers=()):
@@ -103,9 +103,8 @@ def load_ticket(path, # A file written by `save_ticket`
     mods = dict(model.named_modules())
     for n in t['masks']:
         if n not in mods: raise ValueError(f"the ticket masks layer {n!r}, which this model lacks")
-    with torch.no_grad():
-        for k,v in t['rewind'].items(): sd[k].copy_(v)
-    for n,m in t['masks'].items(): add_mask(mods[n], m)
+    load_model_state(model, t['rewind'])
+    set_masks(model, t['masks'])
     sp = Sparsifier(model, **kwargs)
     sp.meta = t['meta']
     return sp
@@ -116,13 +115,8 @@ ARMS = ('ticket', 'reinit', 'random_mask')
 def _fit(learn_fn, init_seed, seed, epochs, lr, masks=None, rewind_state=None, cbs=()):
     "Build a fresh Learner from `init_seed`, load rewind weights and masks, train with data order `seed`"
     set_seed(init_seed); learn = learn_fn()
-    if rewind_state is not None:
-        sd = learn.model.state_dict()
-        with torch.no_grad():
-            for k,v in rewind_state.items(): sd[k].copy_(v)
-    if masks is not None:
-        mods = dict(learn.model.named_modules())
-        for n,m in masks.items(): add_mask(mods[n], m)
+    if rewind_state is not None: load_model_state(learn.model, rewind_state)
+    if masks is not None: set_masks(learn.model, masks)
     set_seed(seed); learn.dls.train.rng = random.Random(seed)
     cbs = list(cbs) + ([SparsifyCallback(sparsity=0, sched_func=annealing_no)] if masks is not None else [])
     with learn.removed_cbs(learn.cbs.filter(lambda o: isinstance(o, ProgressCallback))), learn.no_logging():

@@ -122,17 +122,14 @@ class Sparsifier:
 @patch
 def snapshot(self:Sparsifier):
     "Store every parameter and buffer of the model (not the masks) as the rewind point"
-    with uninterrupted():
-        self.rewind_state = {k:v.detach().clone() for k,v in self.model.state_dict().items()
-                             if not k.endswith(MASK)}
+    with uninterrupted(): self.rewind_state = model_state(self.model)
     return self
 
 @patch
 def reset(self:Sparsifier):
     "Put every parameter and buffer back to the rewind point, keeping the masks"
-    with uninterrupted(), torch.no_grad():
-        sd = self.model.state_dict()
-        for k,v in self.rewind_state.items(): sd[k].copy_(v)
+    with uninterrupted():
+        load_model_state(self.model, self.rewind_state)
         apply_masks(self.model)
     return self
 
