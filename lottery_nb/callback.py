@@ -45,7 +45,7 @@ def _check_epoch(name, v):
 # %% ../nbs/05_callback.ipynb #c008
 class SparsifyCallback(Callback):
     "Prune `learn.model` along `sched_func` during fit, with optional LTH reset to the weights at epoch `rewind`"
-    order = -5   # after TrainEvalCallback (which counts iterations), before Recorder (which names the columns)
+    order = 12   # after DistributedTrainer (11) and MixedPrecision (10), before Recorder (50): see "Callback order"
     _events = frozenset('before_fit before_epoch after_step after_batch after_cancel_fit after_fit'.split())
     def __call__(self, event_name):
         "Dispatch only the events this callback uses; fastai's lookup of the others costs more than the mask itself"
@@ -119,8 +119,8 @@ def before_fit(self:SparsifyCallback):
     end = n if self.end_epoch is None else self.end_epoch
     if end > n: raise ValueError(f"end_epoch={end} is after the end of this fit (n_epoch={n})")
     if start >= end: raise ValueError(f"start_epoch={start} must be before end_epoch={end} (n_epoch={n})")
-    self.window,self.n_train = (start, end),len(self.dls.train)
-    self.sparsifier = Sparsifier(self.model, self.granularity, self.method, self.criteria, self.layer_type)
+    self.window,self.n_train = (start, end),len(self.dls.train)   # the loader this process iterates
+    self.sparsifier = Sparsifier(unwrap_model(self.model), self.granularity, self.method, self.criteria, self.layer_type)
     self.prunable = list(self.sparsifier.layers.values())
     self._wk = [(m.weight, getattr(m, MASK).view(torch.uint8)) for m in self.prunable]
     pause_mask_hooks(self.prunable)   # we mask after every step ourselves; see `learn` below for how they come back
@@ -133,6 +133,7 @@ def before_fit(self:SparsifyCallback):
 def before_epoch(self:SparsifyCallback):
     "Store the rewind point at the start of epoch `rewind`"
     if self.epoch == self.rewind and self.rewind > 0:
+        sync_from_rank0(self.model)
         self.sparsifier.snapshot(); self._event('snapshot')
 
 @patch
@@ -157,7 +158,7 @@ def after_batch(self:SparsifyCallback):
     e = learn.train_iter/self.n_train
     target = self.scheduled(e)
     if target != self.current:
-        self.sparsifier.prune(target)
+        self.sparsifier.prune(target); sync_from_rank0(self.model)
         self.current,self.achieved,self.pending = target,self.sparsifier.sparsity,self.reset=='lth'
         self._event('prune')
     elif self.pending: self._reset()

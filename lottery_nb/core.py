@@ -6,7 +6,8 @@ Docs: https://lottery-nb.github.io/lottery-nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import warnings
+import signal, threading, warnings
+from contextlib import contextmanager
 import torch, pandas as pd
 from torch import nn
 # fastai's import calls `torch.jit.script`, which torch 2.14 marks deprecated; the notice is harmless and not ours
@@ -15,7 +16,8 @@ warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', ca
 # %% auto #0
 __all__ = ['PRUNABLE', 'MASK', 'check_layer_type', 'prunable_layers', 'has_mask', 'apply_mask', 'add_mask', 'masked_layers',
            'add_masks', 'apply_masks', 'get_masks', 'pause_mask_hooks', 'resume_mask_hooks', 'remove_masks',
-           'model_state', 'load_model_state', 'set_masks', 'sparsity', 'sparsity_report', 'print_sparsity']
+           'model_state', 'load_model_state', 'set_masks', 'uninterrupted', 'unwrap_model', 'sync_from_rank0',
+           'sparsity', 'sparsity_report', 'print_sparsity']
 
 # %% ../nbs/00_core.ipynb #c005
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -35,10 +37,11 @@ def check_layer_type(layer_type=PRUNABLE # A `nn.Module` subclass, or a tuple of
 def prunable_layers(model:nn.Module, # Any PyTorch model
                     layer_type=PRUNABLE # The layer classes whose `weight` may be pruned
                    )->dict:
-    "The layers of `model` whose `weight` can be pruned, as an ordered `{name: module}` dict"
-    lt = check_layer_type(layer_type)
-    res = {n:m for n,m in model.named_modules()
-           if isinstance(m, lt) and isinstance(getattr(m, 'weight', None), nn.Parameter)}
+    "The layers of `model` whose `weight` can be pruned, as an ordered `{name: module}` dict; a shared weight once"
+    lt, seen, res = check_layer_type(layer_type), set(), {}
+    for n,m in model.named_modules():
+        w = getattr(m, 'weight', None)
+        if isinstance(m, lt) and isinstance(w, nn.Parameter) and id(w) not in seen: res[n] = m; seen.add(id(w))
     if not res:
         raise ValueError(f"{type(model).__name__} has no prunable layer: none of its modules is a "
                          f"{'/'.join(o.__name__ for o in lt)} with a weight parameter. Pass layer_type= to widen the set.")
@@ -122,6 +125,33 @@ def set_masks(model:nn.Module, masks:dict)->None:
     "Give the layers of `model` named in `masks` those masks (see `add_mask`)"
     mods = dict(model.named_modules())
     for n,m in masks.items(): add_mask(mods[n], m)
+
+# %% ../nbs/00_core.ipynb #c017
+@contextmanager
+def uninterrupted():
+    "Run the block to its end, then raise any `KeyboardInterrupt` that arrived during it"
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    hit = []
+    old = signal.signal(signal.SIGINT, lambda *a: hit.append(a))
+    try: yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if hit: raise KeyboardInterrupt
+
+# %% ../nbs/00_core.ipynb #x104d102
+def unwrap_model(model:nn.Module)->nn.Module:
+    "The model inside a `DistributedDataParallel` or `DataParallel` wrapper (or `model` itself)"
+    while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)): model = model.module
+    return model
+
+def sync_from_rank0(model:nn.Module)->None:
+    "Copy rank 0's masks and buffers to every rank of the process group (nothing on one process)"
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2: return
+    with torch.no_grad(), uninterrupted():
+        for b in unwrap_model(model).buffers():
+            dist.broadcast(b.view(torch.uint8) if b.dtype == torch.bool else b, src=0)
+        apply_masks(model)
 
 # %% ../nbs/00_core.ipynb #c026
 def _zeros(m): return int((m.weight == 0).sum())

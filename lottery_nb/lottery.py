@@ -6,7 +6,8 @@ Docs: https://lottery-nb.github.io/lottery-nb/lottery.html.md"""
 
 # %% ../nbs/06_lottery.ipynb #c003
 from __future__ import annotations
-import json, math, random, re, os
+import json, math, pickle, random, re, os
+from copy import deepcopy
 from pathlib import Path
 import torch, pandas as pd, numpy as np
 from torch import nn
@@ -14,6 +15,7 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from fastai.torch_core import set_seed
+from fastcore.meta import delegates
 from fastprogress.fastprogress import progress_bar
 import lottery_nb
 from .core import *
@@ -70,29 +72,68 @@ def random_masks(masks:dict, seed:int=0)->dict:
     return res
 
 # %% ../nbs/06_lottery.ipynb #c016
-def save_ticket(path, # File to write (a `torch.save` file)
-                sparsifier:Sparsifier, # Its masks and rewind weights are the ticket
-                **meta # Anything else to record: round, seed, ...
+def _criteria_name(f): return next((k for k,v in CRITERIA.items() if v is f), getattr(f, '__name__', repr(f)))
+
+def _ticket_of(x):
+    "The model, rewind weights and metadata of whatever holds a ticket"
+    if isinstance(x, SparsifyCallback):
+        if getattr(x, 'sparsifier', None) is None:
+            raise ValueError("this SparsifyCallback has not been through a fit yet, so it holds no ticket: "
+                             "save it after learn.fit(..., cbs=cb)")
+        x = x.sparsifier
+    if isinstance(x, Sparsifier):
+        return x.model, x.rewind_state, dict(sparsity=x.sparsity, criteria=_criteria_name(x.criteria), granularity=x.granularity.name)
+    if isinstance(x, Learner): x = x.model
+    if isinstance(x, nn.Module):
+        m = unwrap_model(x)
+        if not masked_layers(m):
+            raise ValueError(f"this {type(m).__name__} has no masks, so it holds no ticket: prune it first "
+                             f"(Sparsifier, SparsifyCallback or find_ticket)")
+        return m, model_state(m), dict(sparsity=sparsity(m))
+    raise TypeError(f"save_ticket takes a Sparsifier, a SparsifyCallback, a Learner or a model; got {type(x).__name__}")
+
+def save_ticket(path, # File to write
+                x, # A `Sparsifier`, a `SparsifyCallback` after its fit, a `Learner`, or a model with masks
+                **meta # Plain data to record with it (numbers, strings, lists, dicts): round, seed, ...
                ):
-    "Save the ticket of `sparsifier`: masks, rewind weights and metadata"
-    crit = getattr(sparsifier.criteria, '__name__', repr(sparsifier.criteria))
-    meta = dict(sparsity=sparsifier.sparsity, criteria=crit, granularity=sparsifier.granularity.name,
-                version=lottery_nb.__version__, **meta)
+    "Save the ticket held by `x`: masks, rewind weights and metadata, as plain tensors that load without running code"
+    model, rewind, info = _ticket_of(x)
+    meta = dict(info, version=lottery_nb.__version__, **meta)
+    try: meta = json.loads(json.dumps(meta))
+    except TypeError as e: raise TypeError(f"ticket metadata must be plain data (numbers, strings, lists, dicts): {e}") from None
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + '.tmp')
-    torch.save(dict(masks={n:m.cpu() for n,m in get_masks(sparsifier.model).items()},
-                    rewind={k:v.cpu() for k,v in sparsifier.rewind_state.items()}, meta=meta), tmp)
+    torch.save(dict(masks={n:m.cpu().clone() for n,m in get_masks(model).items()},
+                    rewind={k:v.cpu() for k,v in rewind.items()}, meta=meta), tmp)
     os.replace(tmp, path)   # a ticket file is whole or absent, even after Ctrl-C
     return path
 
 # %% ../nbs/06_lottery.ipynb #c017
-def load_ticket(path, # A file written by `save_ticket`
-                model:nn.Module, # A model of the same architecture
-                **kwargs # Passed to `Sparsifier` (granularity, method, criteria, layer_type)
-               )->Sparsifier:
-    "Load a ticket into `model` (rewind weights and masks) and return its `Sparsifier`; metadata is in `.meta`"
-    t = torch.load(path, map_location='cpu', weights_only=False)
-    sd = model.state_dict()
+def _read_ticket(path):
+    "The ticket in `path` as plain data, or a `ValueError` that says why the file is not one"
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"no ticket file at {str(path)!r}")
+    if path.stat().st_size == 0: raise ValueError(f"{str(path)!r} is empty, not a ticket: was it written completely?")
+    try: t = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as e:
+        g = re.search(r'GLOBAL (\S+)', str(e))
+        if not g: raise ValueError(f"{str(path)!r} is not a readable ticket: it may be truncated or not a ticket at all") from None
+        raise ValueError(f"{str(path)!r} is not a plain-data ticket: loading it would call {g[1]}, and lottery_nb loads "
+                         f"tensors, numbers and strings only. Nothing in it was run. Only load tickets written "
+                         f"by save_ticket; if you made this file and trust it, save its masks and weights again with save_ticket.") from None
+    except Exception as e:
+        raise ValueError(f"{str(path)!r} is not a readable ticket ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+                         f"it may be truncated or not a ticket at all") from None
+    ok = (isinstance(t, dict) and {'masks', 'rewind', 'meta'} <= set(t) and isinstance(t['meta'], dict)
+          and all(isinstance(d, dict) and all(isinstance(v, torch.Tensor) for v in d.values()) for d in (t['masks'], t['rewind'])))
+    if not ok: raise ValueError(f"{str(path)!r} is not a ticket written by save_ticket: it needs 'masks', 'rewind' and 'meta' entries")
+    bad = [n for n,m in t['masks'].items() if m.dtype != torch.bool]
+    if bad: raise ValueError(f"{str(path)!r} is not a valid ticket: the mask of layer {bad[0]!r} is {t['masks'][bad[0]].dtype}, not bool")
+    return t
+
+def _check_fits(t, model):
+    "Raise a `ValueError` naming the first weight or mask of ticket `t` that does not fit `model`"
+    sd, mods = model.state_dict(), dict(model.named_modules())
     for k,v in t['rewind'].items():
         if k not in sd: raise ValueError(f"the ticket has {k!r}, which this model lacks: is it the same architecture?")
         if sd[k].shape != v.shape:
@@ -100,12 +141,29 @@ def load_ticket(path, # A file written by `save_ticket`
                              f"the model's {tuple(sd[k].shape)}")
     missing = [k for k in sd if not k.endswith(MASK) and k not in t['rewind']]
     if missing: raise ValueError(f"the model has {missing[0]!r}, which the ticket lacks: is it the same architecture?")
-    mods = dict(model.named_modules())
-    for n in t['masks']:
+    for n,m in t['masks'].items():
         if n not in mods: raise ValueError(f"the ticket masks layer {n!r}, which this model lacks")
+        w = getattr(mods[n], 'weight', None)
+        if not isinstance(w, torch.Tensor) or w.shape != m.shape:
+            raise ValueError(f"the ticket's mask for layer {n!r} has shape {tuple(m.shape)}, the layer's weight "
+                             f"{tuple(getattr(w, 'shape', ()))}")
+
+def _load_into(t, model, kwargs):
     load_model_state(model, t['rewind'])
     set_masks(model, t['masks'])
-    sp = Sparsifier(model, **kwargs)
+    return Sparsifier(model, **kwargs)
+
+@delegates(Sparsifier, but=['model'])
+def load_ticket(path, # A file written by `save_ticket`
+                model:nn.Module, # A model of the same architecture; left unchanged if anything is wrong
+                **kwargs
+               )->Sparsifier:
+    "Load a ticket into `model` (rewind weights and masks) and return its `Sparsifier`; metadata is in `.meta`"
+    t = _read_ticket(path)
+    model = unwrap_model(model)
+    _check_fits(t, model)
+    _load_into(t, deepcopy(model), kwargs)   # a dry run on a copy: any error leaves `model` untouched
+    with uninterrupted(): sp = _load_into(t, model, kwargs)
     sp.meta = t['meta']
     return sp
 

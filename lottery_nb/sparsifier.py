@@ -6,8 +6,7 @@ Docs: https://lottery-nb.github.io/lottery-nb/sparsifier.html.md"""
 
 # %% ../nbs/03_sparsifier.ipynb #c002
 from __future__ import annotations
-import math, numbers, signal, threading
-from contextlib import contextmanager
+import math, numbers, warnings
 import torch
 from torch import nn, Tensor
 from fastcore.basics import patch
@@ -16,8 +15,7 @@ from .granularity import *
 from .criteria import *
 
 # %% auto #0
-__all__ = ['METHODS', 'kth_smallest', 'bottom_k', 'local', 'global_', 'check_sparsity', 'get_method', 'uninterrupted',
-           'Sparsifier']
+__all__ = ['METHODS', 'kth_smallest', 'bottom_k', 'local', 'global_', 'check_sparsity', 'get_method', 'Sparsifier']
 
 # %% ../nbs/03_sparsifier.ipynb #c005
 def kth_smallest(s:Tensor, # 1-d scores
@@ -85,18 +83,6 @@ def get_method(method:str)->callable:
         raise ValueError(f"unknown method {method!r}; valid choices are {', '.join(map(repr, METHODS))}")
     return METHODS[method]
 
-# %% ../nbs/03_sparsifier.ipynb #c017
-@contextmanager
-def uninterrupted():
-    "Run the block to its end, then raise any `KeyboardInterrupt` that arrived during it"
-    if threading.current_thread() is not threading.main_thread(): yield; return
-    hit = []
-    old = signal.signal(signal.SIGINT, lambda *a: hit.append(a))
-    try: yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-        if hit: raise KeyboardInterrupt
-
 # %% ../nbs/03_sparsifier.ipynb #c020
 class Sparsifier:
     "Prune the prunable layers of `model` to an exact sparsity, and rewind the survivors"
@@ -120,6 +106,16 @@ class Sparsifier:
 
 # %% ../nbs/03_sparsifier.ipynb #c022
 @patch
+def check_layers(self:Sparsifier):
+    "Raise a `ValueError` if the model's prunable layers are no longer the ones this `Sparsifier` was built on"
+    now = prunable_layers(self.model, self.layer_type)
+    changed = [n for n in {**self.layers, **now} if now.get(n) is not self.layers.get(n)]
+    changed += [n for n,m in self.layers.items() if n not in changed and m.weight.shape != getattr(m, MASK).shape]
+    if changed:
+        raise ValueError(f"the model changed after this Sparsifier was built: layer(s) {changed} were replaced, added, "
+                         f"removed or resized. Build a new Sparsifier (or SparsifyCallback) on the model as it is now.")
+
+@patch
 def snapshot(self:Sparsifier):
     "Store every parameter and buffer of the model (not the masks) as the rewind point"
     with uninterrupted(): self.rewind_state = model_state(self.model)
@@ -128,6 +124,7 @@ def snapshot(self:Sparsifier):
 @patch
 def reset(self:Sparsifier):
     "Put every parameter and buffer back to the rewind point, keeping the masks"
+    self.check_layers()
     with uninterrupted():
         load_model_state(self.model, self.rewind_state)
         apply_masks(self.model)
@@ -187,9 +184,14 @@ def prune(self:Sparsifier, sparsity:float|dict # Target in percent of the prunab
          ):
     "Prune exactly `round(sparsity/100 * n_units)` units, per layer if local, overall if global"
     sp = self._targets(sparsity)
+    self.check_layers()
     with torch.no_grad():
         scores = [self._scores(n, m) for n,m in self.layers.items()]
         pruned = self.method(scores, sp)
         with uninterrupted():
             for m,p in zip(self.layers.values(), pruned): add_mask(m, self.granularity.expand(~p, m.weight.shape))
+    empty = [n for n,p in zip(self.layers, pruned) if p.all()] if self.method is global_ and sp < 100 else []
+    if empty:
+        warnings.warn(f"the global ranking pruned every unit of layer(s) {empty}: the model's output no longer depends "
+                      f"on what flows through them. Use method='local', or a lower sparsity, to keep every layer alive.")
     return self

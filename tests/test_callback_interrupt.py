@@ -23,8 +23,8 @@ def learner(opt_func=Adam):
     return Learner(dls, model, loss_func=CrossEntropyLossFlat(), opt_func=opt_func)
 
 class InterruptAt(Callback):
-    order = 10
-    def __init__(self, event, it): self.event, self.it = event, it
+    "Raise KeyboardInterrupt at `event` of training iteration `it`, just before or just after SparsifyCallback's turn"
+    def __init__(self, event, it, where='after'): self.event, self.it, self.order = event, it, SparsifyCallback.order + (1 if where == 'after' else -1)
     def __call__(self, event_name):
         if event_name == self.event and self.learn.training and self.learn.train_iter == self.it: raise KeyboardInterrupt
 
@@ -36,11 +36,12 @@ def check_consistent(learn):
 
 @pytest.mark.parametrize('event', ['before_batch', 'after_loss', 'before_step', 'after_step', 'after_batch'])
 @pytest.mark.parametrize('it', [3, 7, 8])
-def test_interrupt_in_batch(event, it):
+@pytest.mark.parametrize('where', ['before', 'after'])
+def test_interrupt_in_batch(event, it, where):
     learn = learner()
     cb = SparsifyCallback(sparsity=60, sched_func=iterative, reset='lth')
     with pytest.raises(KeyboardInterrupt):
-        learn.fit(3, 1e-2, cbs=[cb, InterruptAt(event, it)])
+        learn.fit(3, 1e-2, cbs=[cb, InterruptAt(event, it, where)])
     check_consistent(learn)
     # a later fit keeps the masks; a plain forward does too
     zeros = {n: (m.weight == 0).clone() for n, m in masked_layers(learn.model).items()}

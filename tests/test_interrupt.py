@@ -3,7 +3,8 @@ import os, signal
 import pytest, torch
 from torch import nn
 from lottery_nb.core import get_masks, MASK
-from lottery_nb.sparsifier import Sparsifier, uninterrupted
+from lottery_nb.sparsifier import Sparsifier
+from lottery_nb.core import uninterrupted
 
 def test_uninterrupted_defers_sigint():
     done = []
