@@ -126,7 +126,7 @@ def set_masks(model:nn.Module, masks:dict)->None:
     mods = dict(model.named_modules())
     for n,m in masks.items(): add_mask(mods[n], m)
 
-# %% ../nbs/00_core.ipynb #c017
+# %% ../nbs/00_core.ipynb #6c9f71cd
 @contextmanager
 def uninterrupted():
     "Run the block to its end, then raise any `KeyboardInterrupt` that arrived during it"

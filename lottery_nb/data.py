@@ -25,6 +25,7 @@ class ClassifDataset:
     def __init__(self, x, y, c=None): self.x,self.y,self.c = x,y,c or int(y.max())+1
     def __len__(self): return len(self.x)
     def __getitem__(self, i): return self.x[i], self.y[i]
+    def new_empty(self): return type(self)(self.x[:0], self.y[:0], self.c)   # what `learn.export()` keeps
 
 # %% ../nbs/08_data.ipynb #c007
 def _as_tensor(a, name):
