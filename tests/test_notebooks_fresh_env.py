@@ -25,10 +25,11 @@ def fresh_kernel(tmp_path_factory):
     kdir = tmp/'jupyter'/'kernels'/'lnbfresh'; kdir.mkdir(parents=True)
     (kdir/'kernel.json').write_text(json.dumps(dict(argv=[str(py), '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
                                                     display_name='lottery_nb fresh', language='python')))
-    os.environ['JUPYTER_PATH'] = str(tmp/'jupyter')
+    mp = pytest.MonkeyPatch(); mp.setenv('JUPYTER_PATH', str(tmp/'jupyter'))   # undone when the module's tests end
     work = tmp/'nbs'; work.mkdir()
     for p in (root/'nbs').glob('*.ipynb'): shutil.copy(p, work/p.name)
-    return work
+    yield work
+    mp.undo()
 
 NOTEBOOKS = sorted(p.name for p in (root/'nbs').glob('*.ipynb'))
 
