@@ -38,7 +38,9 @@ NOTEBOOKS = sorted(p.name for p in (root/'nbs').glob('*.ipynb'))
 def test_notebook_runs_in_fresh_env(fresh_kernel, name):
     import nbformat
     from nbclient import NotebookClient
-    nb = nbformat.read(fresh_kernel/name, as_version=4)
+    sys.path.insert(0, str(root/'tools'))
+    from docs import skip_eval_false   # Colab-only cells (`#| eval: false`) are skipped, as nbdev skips them
+    nb = skip_eval_false(nbformat.read(fresh_kernel/name, as_version=4))
     for c in nb.cells:
         if c.cell_type == 'code': c.outputs = []
     NotebookClient(nb, kernel_name='lnbfresh', timeout=900, resources={'metadata': {'path': str(fresh_kernel)}}).execute()

@@ -28,6 +28,21 @@ def stale():
     m = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
     return [p.name for p in notebooks() if m.get(p.name) != code_hash(p)]
 
+def skip_eval_false(nb):
+    "Tag the cells nbdev does not run (`#| eval: false`, e.g. Colab-only downloads) so that nbclient skips them too"
+    for c in nb.cells:
+        if c.cell_type == 'code' and re.search(r'^#\|\s*eval:\s*false\s*$', c.source, re.M):
+            c.metadata.setdefault('tags', [])
+            if 'skip-execution' not in c.metadata['tags']: c.metadata['tags'].append('skip-execution')
+    return nb
+
+def _untag(nb):
+    for c in nb.cells:
+        tags = c.metadata.get('tags', [])
+        if 'skip-execution' in tags:
+            tags.remove('skip-execution')
+            if not tags: del c.metadata['tags']
+
 def execute(paths=None, timeout=900):
     "Run notebooks top to bottom in a Jupyter kernel (cwd nbs/), save their outputs, and record their code hashes"
     import nbformat
@@ -35,8 +50,9 @@ def execute(paths=None, timeout=900):
     m = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
     for p in paths or notebooks():
         t0 = time.time()
-        nb = nbformat.read(p, as_version=4)
+        nb = skip_eval_false(nbformat.read(p, as_version=4))
         NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(nbs)}}).execute()
+        _untag(nb)
         nbformat.write(nb, p)
         m[p.name] = code_hash(p)
         print(f'executed {p.name} in {time.time()-t0:.0f} s', flush=True)
