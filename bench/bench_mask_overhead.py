@@ -19,6 +19,7 @@ from fastai.callback.progress import *
 from lottery_nb.sparsifier import Sparsifier
 from lottery_nb.callback import SparsifyCallback
 from lottery_nb.schedules import annealing_no
+from lottery_nb.models import mlp
 
 def dls(n_in, n=4000, bs=64):
     g = torch.Generator().manual_seed(0)
@@ -26,14 +27,12 @@ def dls(n_in, n=4000, bs=64):
     ds = list(zip(x, y)); cut = int(0.8 * n)
     return DataLoaders(DataLoader(ds[:cut], bs=bs, shuffle=True, drop_last=True), DataLoader(ds[cut:], bs=bs))
 
-def mlp(n_in):
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(n_in, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(), nn.Linear(100, 10))
+def model(n_in): torch.manual_seed(0); return mlp(n_in)
 
-class EmptyCallback(Callback): order = -5
+class EmptyCallback(Callback): order = SparsifyCallback.order
 
 def run(arm, data, epochs, n_in):
-    m = mlp(n_in); cbs = []
+    m = model(n_in); cbs = []
     if arm == 'empty cb': cbs = [EmptyCallback()]
     if arm == 'lottery_nb':
         Sparsifier(m).prune(80); cbs = [SparsifyCallback(sparsity=80, sched_func=annealing_no)]

@@ -10,26 +10,7 @@ import argparse, shutil, sys, time, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['MODELS', 'mlp', 'get_parser', 'summary_table', 'run', 'main']
-
-# %% ../nbs/09_cli.ipynb #c006
-def mlp(n_in:int, hidden=(300, 100), n_out:int=10):
-    "A fully connected ReLU network, LeNet-300-100 style, that flattens its input"
-    from torch import nn
-    sizes = [n_in, *hidden]
-    layers = [nn.Flatten()]
-    for a,b in zip(sizes, sizes[1:]): layers += [nn.Linear(a, b), nn.ReLU()]
-    return nn.Sequential(*layers, nn.Linear(sizes[-1], n_out))
-
-def _resnet18(n_in, n_out=10):
-    from torchvision import models
-    return models.resnet18(num_classes=n_out)
-
-MODELS = {'mlp': mlp, 'resnet18': _resnet18}
-
-def _data(name, bs, seed):
-    from lottery_nb.data import mnist1d_dls, digits_dls
-    return {'mnist1d': lambda: mnist1d_dls(bs=bs, seed=seed), 'digits': lambda: digits_dls(size=16, bs=bs, seed=seed)}[name]()
+__all__ = ['get_parser', 'summary_table', 'run', 'main']
 
 # %% ../nbs/09_cli.ipynb #c009
 class _Parser(argparse.ArgumentParser):
@@ -44,27 +25,33 @@ def _positive(t):
     return f
 
 def _controls(s):
-    from lottery_nb.lottery import ARMS
+    from lottery_nb.core import lookup
+    from lottery_nb.lottery import CONTROLS
     cs = [] if s in ('', 'none') else [o.strip() for o in s.split(',')]
-    bad = [c for c in cs if c not in ARMS[1:]]
-    if bad: raise argparse.ArgumentTypeError(f"unknown control {bad[0]!r}; valid: {', '.join(ARMS[1:])} or none")
+    try:
+        for c in cs: lookup(CONTROLS, c, 'control', 'or none')
+    except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
     return tuple(cs)
 
 def get_parser():
-    "The command-line options of `lottery_nb`"
+    "The command-line options of `lottery_nb`; the choices come from the library's registries"
+    from lottery_nb.sparsifier import METHODS
+    from lottery_nb.data import DATASETS
+    from lottery_nb.models import MODELS
+    from lottery_nb.lottery import CONTROLS
     p = _Parser(prog='lottery_nb', description='Find winning lottery tickets by iterative magnitude pruning, with controls.',
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('--dataset', choices=['mnist1d', 'digits'], default='mnist1d', help='offline dataset')
+    p.add_argument('--dataset', choices=list(DATASETS), default='mnist1d', help='offline dataset')
     p.add_argument('--model', choices=list(MODELS), default='mlp', help='architecture')
     p.add_argument('--rounds', type=int, default=8, help='pruning rounds after the dense round')
     p.add_argument('--prune-pct', type=float, default=20, help='percent of the remaining weights pruned each round')
     p.add_argument('--rewind', default='0', help="rewind point: epochs, or like '2ep' / '500it'")
     p.add_argument('--seeds', type=_positive(int), default=3, help='number of seeds (0, 1, ...)')
-    p.add_argument('--controls', type=_controls, default=('reinit', 'random_mask'), help="comma-separated: reinit,random_mask, or none")
+    p.add_argument('--controls', type=_controls, default=tuple(CONTROLS), help=f"comma-separated: {','.join(CONTROLS)}, or none")
     p.add_argument('--epochs', type=_positive(int), default=10, help='training epochs per round and arm')
     p.add_argument('--lr', type=_positive(float), default=3e-3, help='Adam learning rate')
     p.add_argument('--bs', type=_positive(int), default=100, help='batch size')
-    p.add_argument('--method', choices=['global', 'local'], default='global', help='one ranking, or per layer')
+    p.add_argument('--method', choices=list(METHODS), default='global', help='one ranking, or per layer')
     p.add_argument('--out', default='lottery_out', help='output folder; the same folder resumes a run')
     p.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     return p
@@ -72,40 +59,38 @@ def get_parser():
 # %% ../nbs/09_cli.ipynb #c012
 def summary_table(df):
     "Mean ± std of the final accuracy across seeds: one row per round, one column per arm"
-    from lottery_nb.lottery import summarize
+    from lottery_nb.lottery import summarize, ARMS
     s = summarize(df)
     s['acc'] = [f"{m:.3f} ± {0 if sd != sd else sd:.3f}" for m,sd in zip(s['mean'], s['std'])]
     t = s.pivot_table(index=['round', 'pct_remaining'], columns='arm', values='acc', aggfunc='first')
     t.index = [f"{r:>2}  {p:5.1f}%" for r,p in t.index]
     t.index.name = 'round  remaining'
-    return t[[c for c in ('ticket', 'reinit', 'random_mask') if c in t.columns]].fillna('')
+    return t[[c for c in ARMS if c in t.columns]].fillna('')
 
 # %% ../nbs/09_cli.ipynb #c014
 def run(args)->int:
     "Run the experiment described by parsed `args`; return the exit status"
-    warnings.filterwarnings('ignore')
-    import torch, matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure   # no pyplot: the command changes no backend and no global state
     from fastai.learner import Learner
-    from fastai.losses import CrossEntropyLossFlat
     from fastai.metrics import accuracy
     from fastai.optimizer import Adam
+    from lottery_nb.data import DATASETS
+    from lottery_nb.models import MODELS
     from lottery_nb.lottery import find_ticket, plot_tickets, parse_rewind
     rewind = int(args.rewind) if args.rewind.isdigit() else args.rewind
     parse_rewind(rewind, 1)   # a malformed rewind fails here, before any data is built
     if args.rounds < 0: raise ValueError(f"--rounds must be >= 0, got {args.rounds}")
     if not 0 < args.prune_pct < 100: raise ValueError(f"--prune-pct must be in (0, 100), got {args.prune_pct:g}")
-    dls = _data(args.dataset, args.bs, 0)
+    dls = DATASETS[args.dataset](bs=args.bs, seed=0)
     n_in = dls.one_batch()[0][0].numel()
-    def learn_fn():
-        return Learner(dls, MODELS[args.model](n_in), loss_func=CrossEntropyLossFlat(), metrics=accuracy, opt_func=Adam)
+    def learn_fn(): return Learner(dls, MODELS[args.model](n_in), metrics=accuracy, opt_func=Adam)
     out = Path(args.out)
     t0 = time.time()
     df = find_ticket(learn_fn, rounds=args.rounds, prune_pct=args.prune_pct, rewind=rewind, epochs=args.epochs, lr=args.lr,
                      seeds=range(args.seeds), controls=args.controls, method=args.method, out=out, progress=not args.no_progress)
-    ax = plot_tickets(df, title=f"{args.model} on {args.dataset}: {args.rounds} rounds of {args.prune_pct:g}%, {args.seeds} seed(s)")
-    ax.figure.tight_layout(); ax.figure.savefig(out/'results.png', dpi=120); plt.close(ax.figure)
+    fig = Figure(figsize=(7, 4.2))
+    plot_tickets(df, ax=fig.add_subplot(), title=f"{args.model} on {args.dataset}: {args.rounds} rounds of {args.prune_pct:g}%, {args.seeds} seed(s)")
+    fig.tight_layout(); fig.savefig(out/'results.png', dpi=120)
     last = out/'seed0'/f'round{args.rounds}.pt'
     if last.exists(): shutil.copy(last, out/'ticket.pt')
     print(f"\nFinal accuracy, mean ± std over {args.seeds} seed(s):")
@@ -117,12 +102,13 @@ def run(args)->int:
 # %% ../nbs/09_cli.ipynb #c015
 def main(argv=None):
     "Console entry point: `lottery_nb --help`"
-    warnings.filterwarnings('ignore', category=FutureWarning)   # torch.jit's notice at fastai import, not ours to show
-    args = get_parser().parse_args(argv)
-    try: return run(args)
-    except (ValueError, TypeError) as e:
-        print(f"lottery_nb: error: {e}", file=sys.stderr); return 2
-    except KeyboardInterrupt:
-        print(f"\nlottery_nb: interrupted; finished rounds are in {args.out}/results.csv, run the same command to resume",
-              file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():   # torch's and fastai's import-time notices are not the command's output
+        warnings.simplefilter('ignore')
+        args = get_parser().parse_args(argv)
+        try: return run(args)
+        except (ValueError, TypeError) as e:
+            print(f"lottery_nb: error: {e}", file=sys.stderr); return 2
+        except KeyboardInterrupt:
+            print(f"\nlottery_nb: interrupted; finished rounds are in {args.out}/results.csv, run the same command to resume",
+                  file=sys.stderr)
+            return 130

@@ -6,18 +6,18 @@ Docs: https://lottery-nb.github.io/lottery-nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import signal, threading, warnings
+import signal, threading
 from contextlib import contextmanager
 import torch, pandas as pd
 from torch import nn
-# fastai's import calls `torch.jit.script`, which torch 2.14 marks deprecated; the notice is harmless and not ours
-warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
+from fastcore.basics import tuplify
 
 # %% auto #0
-__all__ = ['PRUNABLE', 'MASK', 'check_layer_type', 'prunable_layers', 'has_mask', 'apply_mask', 'add_mask', 'masked_layers',
-           'add_masks', 'apply_masks', 'get_masks', 'pause_mask_hooks', 'resume_mask_hooks', 'remove_masks',
-           'model_state', 'load_model_state', 'set_masks', 'uninterrupted', 'unwrap_model', 'sync_from_rank0',
-           'sparsity', 'sparsity_report', 'print_sparsity']
+__all__ = ['PRUNABLE', 'MASK', 'check_layer_type', 'lookup', 'registry_name', 'prunable_layers', 'has_mask', 'get_mask',
+           'mask_views', 'apply_views', 'apply_mask', 'add_mask', 'masked_layers', 'add_masks', 'get_masks',
+           'apply_masks', 'pause_mask_hooks', 'resume_mask_hooks', 'remove_masks', 'model_state', 'load_model_state',
+           'set_masks', 'uninterrupted', 'unwrap_model', 'sync_from_rank0', 'sparsity', 'sparsity_report',
+           'print_sparsity']
 
 # %% ../nbs/00_core.ipynb #c005
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -26,12 +26,27 @@ PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 def check_layer_type(layer_type=PRUNABLE # A `nn.Module` subclass, or a tuple of them
                     )->tuple:
     "Return `layer_type` as a tuple of `nn.Module` subclasses, or raise a `TypeError` that names the bad value"
-    lt = tuple(layer_type) if isinstance(layer_type, (tuple, list)) else (layer_type,)
+    lt = tuplify(layer_type)
     bad = [o for o in lt if not (isinstance(o, type) and issubclass(o, nn.Module))]
     if not lt or bad:
         raise TypeError(f"layer_type must be a nn.Module subclass or a tuple of them, got {layer_type!r}; "
                         f"for example {tuple(o.__name__ for o in PRUNABLE)}")
     return lt
+
+# %% ../nbs/00_core.ipynb #x2dbb71d
+def lookup(registry:dict, # `{name: object}`
+           name, # A name in `registry`, or one of its objects (passed through)
+           what:str, # What is looked up, for the error message: 'granularity', 'method', ...
+           also:str='' # Other valid input, for the error message, e.g. 'or a function f(w, w0)'
+          ):
+    "The object registered as `name`, or a `ValueError` that names the bad value and lists the valid ones"
+    if any(name is o for o in registry.values()): return name
+    if isinstance(name, str) and name in registry: return registry[name]
+    raise ValueError(f"unknown {what} {name!r}; valid choices are {', '.join(map(repr, registry))}" + (f", {also}" if also else ''))
+
+def registry_name(registry:dict, obj)->str|None:
+    "The name `obj` is registered under in `registry`, or `None`"
+    return next((k for k,v in registry.items() if v is obj), None)
 
 # %% ../nbs/00_core.ipynb #c009
 def prunable_layers(model:nn.Module, # Any PyTorch model
@@ -54,23 +69,34 @@ def has_mask(m:nn.Module)->bool:
     "Whether layer `m` carries a mask"
     return isinstance(getattr(m, MASK, None), torch.Tensor)
 
+def get_mask(m:nn.Module)->torch.Tensor:
+    "The mask buffer of layer `m`: read it, and change it only through `add_mask` or `set_masks`"
+    return getattr(m, MASK)
+
+def mask_views(layers)->list:
+    "`(weight, mask bytes)` pairs of masked `layers`, looked up once for a loop that applies them often"
+    return [(m.weight.data, get_mask(m).view(torch.uint8)) for m in layers]
+
+def apply_views(views:list)->None:
+    "Zero the pruned weights: multiply each weight in place by its mask's bytes. The one fast path for masking"
+    for w,k in views: w.mul_(k)
+
 def apply_mask(m:nn.Module, *args)->None:
     "Zero the pruned weights of layer `m` in place (also the forward pre-hook of every masked layer)"
-    m.weight.data.mul_(getattr(m, MASK).view(torch.uint8))
+    apply_views(mask_views([m]))
 
 def _hook_on(m):
     if getattr(m, '_lth_hook', None) is None: m._lth_hook = m.register_forward_pre_hook(apply_mask)
 
-def add_mask(m:nn.Module, mask=None)->torch.Tensor:
-    "Give layer `m` a mask (all `True` unless `mask` is given) and apply it; return the mask"
+def add_mask(m:nn.Module, mask=None)->None:
+    "Give layer `m` a mask (all `True` unless `mask` is given), or overwrite the one it has, and apply it"
     if mask is None: mask = torch.ones_like(m.weight, dtype=torch.bool)
     if mask.shape != m.weight.shape:
         raise ValueError(f"mask shape {tuple(mask.shape)} does not match weight shape {tuple(m.weight.shape)}")
     mask = mask.to(device=m.weight.device, dtype=torch.bool)
-    if has_mask(m): getattr(m, MASK).copy_(mask)
+    if has_mask(m): get_mask(m).copy_(mask)
     else: m.register_buffer(MASK, mask); _hook_on(m)
     apply_mask(m)
-    return getattr(m, MASK)
 
 # %% ../nbs/00_core.ipynb #c019
 def masked_layers(model:nn.Module)->dict:
@@ -83,15 +109,17 @@ def add_masks(model:nn.Module, layer_type=PRUNABLE)->dict:
         if not has_mask(m): add_mask(m)
     return masked_layers(model)
 
+# %% ../nbs/00_core.ipynb #xe9620c1
+def get_masks(model:nn.Module)->dict:
+    "Copies of the masks of `model`, as a `{layer name: bool tensor}` dict"
+    return {n:get_mask(m).clone() for n,m in masked_layers(model).items()}
+
 def apply_masks(model:nn.Module)->nn.Module:
     "Zero the pruned weights of every masked layer of `model` in place"
-    for m in masked_layers(model).values(): apply_mask(m)
+    apply_views(mask_views(masked_layers(model).values()))
     return model
 
-def get_masks(model:nn.Module)->dict:
-    "The masks of `model`, as a `{layer name: bool tensor}` dict"
-    return {n:getattr(m, MASK) for n,m in masked_layers(model).items()}
-
+# %% ../nbs/00_core.ipynb #x414a473
 def pause_mask_hooks(layers)->None:
     "Take the mask hooks off `layers`, for a loop that masks after every step itself"
     for m in layers:
@@ -102,6 +130,7 @@ def resume_mask_hooks(layers)->None:
     for m in layers:
         if has_mask(m): apply_mask(m); _hook_on(m)
 
+# %% ../nbs/00_core.ipynb #x00b83f2
 def remove_masks(model:nn.Module)->nn.Module:
     "Delete every mask and hook from `model`, leaving a plain model whose pruned weights stay zero"
     for m in masked_layers(model).values():

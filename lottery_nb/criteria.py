@@ -8,6 +8,7 @@ Docs: https://lottery-nb.github.io/lottery-nb/criteria.html.md"""
 from __future__ import annotations
 import torch
 from torch import Tensor
+from .core import lookup
 
 # %% auto #0
 __all__ = ['CRITERIA', 'large_final', 'small_final', 'large_init', 'small_init', 'large_init_large_final',
@@ -35,7 +36,4 @@ CRITERIA['random'] = random_scores
 def get_criteria(c # A name from `CRITERIA`, or a function `f(w, w0)` returning a score per weight
                 ):
     "Look up a criterion by name, or check that `c` is callable"
-    if callable(c): return c
-    if c not in CRITERIA:
-        raise ValueError(f"unknown criteria {c!r}; valid choices are {', '.join(CRITERIA)}, or a function f(w, w0)")
-    return CRITERIA[c]
+    return c if callable(c) else lookup(CRITERIA, c, 'criteria', 'or a function f(w, w0)')

@@ -7,6 +7,7 @@ Docs: https://lottery-nb.github.io/lottery-nb/granularity.html.md"""
 # %% ../nbs/01_granularity.ipynb #c002
 from __future__ import annotations
 import torch
+from .core import lookup
 
 # %% auto #0
 __all__ = ['GRANULARITIES', 'Granularity', 'get_granularity']
@@ -52,7 +53,5 @@ GRANULARITIES = {o.name:o for o in [
 def get_granularity(g:str|Granularity # A name from `GRANULARITIES`, or a `Granularity`
                    )->Granularity:
     "Look up a granularity by name, with an error that lists the valid ones"
-    if isinstance(g, Granularity): return g
-    if g not in GRANULARITIES:
-        raise ValueError(f"unknown granularity {g!r}; valid choices are {', '.join(map(repr, GRANULARITIES))}")
-    return GRANULARITIES[g]
+    if isinstance(g, Granularity): return g   # a custom granularity need not be registered
+    return lookup(GRANULARITIES, g, 'granularity')

@@ -7,11 +7,11 @@ Docs: https://lottery-nb.github.io/lottery-nb/schedules.html.md"""
 # %% ../nbs/04_schedules.ipynb #c002
 from __future__ import annotations
 import math
-from functools import partial
+from .core import lookup
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'annealing_no', 'annealing_linear', 'annealing_cos', 'annealing_exp', 'one_shot', 'iterative', 'agp',
-           'one_cycle', 'dsd']
+           'one_cycle', 'dsd', 'get_schedule']
 
 # %% ../nbs/04_schedules.ipynb #c005
 def annealing_no(start, end, pos):
@@ -56,3 +56,10 @@ def dsd(start, end, pos):
 # %% ../nbs/04_schedules.ipynb #c014
 SCHEDULES = {f.__name__:f for f in [annealing_no, annealing_linear, annealing_cos, annealing_exp, one_shot,
                                     iterative, agp, one_cycle, dsd]}
+
+def get_schedule(f # A name from `SCHEDULES`, or a function f(start, end, pos)
+                ):
+    "Look up a schedule by name, or check that `f` is callable"
+    if callable(f): return f
+    if isinstance(f, str): return lookup(SCHEDULES, f, 'sched_func', 'or a function f(start, end, pos)')
+    raise TypeError(f"sched_func must be a function f(start, end, pos) or one of {', '.join(SCHEDULES)}, got {f!r}")

@@ -10,6 +10,7 @@ import math, numbers, warnings
 import torch
 from torch import nn, Tensor
 from fastcore.basics import patch
+from fastcore.xtras import is_listy
 from .core import *
 from .granularity import *
 from .criteria import *
@@ -57,7 +58,7 @@ def _n_pruned(n, sparsity): return round(sparsity/100 * n)
 
 def local(scores:list, sparsity)->list:
     "Prune the same share of units in every layer (or, given a list, each layer's own share)"
-    sps = sparsity if isinstance(sparsity, (list, tuple)) else [sparsity]*len(scores)
+    sps = sparsity if is_listy(sparsity) else [sparsity]*len(scores)
     return [bottom_k(s.flatten(), _n_pruned(s.numel(), sp)).view(s.shape) for s,sp in zip(scores, sps)]
 
 def global_(scores:list, sparsity:float)->list:
@@ -78,10 +79,8 @@ def check_sparsity(sparsity)->float:
     return float(sparsity)
 
 def get_method(method:str)->callable:
-    "Look up a method by name, with an error that lists the valid ones"
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; valid choices are {', '.join(map(repr, METHODS))}")
-    return METHODS[method]
+    "Look up a method by name (or pass one of `METHODS` through), with an error that lists the valid ones"
+    return lookup(METHODS, method, 'method')
 
 # %% ../nbs/03_sparsifier.ipynb #c020
 class Sparsifier:
@@ -102,7 +101,7 @@ class Sparsifier:
     def __repr__(self):
         c = getattr(self.criteria, '__name__', type(self.criteria).__name__)
         return (f"Sparsifier(granularity={self.granularity.name!r}, method={self.method.__name__.strip('_')!r}, "
-                f"criteria={c}, layers={len(self.layers)}, sparsity={self.sparsity:.2f}%)")
+                f"criteria={c}, layers={len(self.layers)}, pruned={self.pruned_pct:.2f}%)")
 
 # %% ../nbs/03_sparsifier.ipynb #c022
 @patch
@@ -110,7 +109,7 @@ def check_layers(self:Sparsifier):
     "Raise a `ValueError` if the model's prunable layers are no longer the ones this `Sparsifier` was built on"
     now = prunable_layers(self.model, self.layer_type)
     changed = [n for n in {**self.layers, **now} if now.get(n) is not self.layers.get(n)]
-    changed += [n for n,m in self.layers.items() if n not in changed and m.weight.shape != getattr(m, MASK).shape]
+    changed += [n for n,m in self.layers.items() if n not in changed and m.weight.shape != get_mask(m).shape]
     if changed:
         raise ValueError(f"the model changed after this Sparsifier was built: layer(s) {changed} were replaced, added, "
                          f"removed or resized. Build a new Sparsifier (or SparsifyCallback) on the model as it is now.")
@@ -133,15 +132,15 @@ def reset(self:Sparsifier):
 # %% ../nbs/03_sparsifier.ipynb #c024
 @patch
 def _units(self:Sparsifier):
-    return {n:self.granularity.alive(getattr(m, MASK)) for n,m in self.layers.items()}
+    return {n:self.granularity.alive(get_mask(m)) for n,m in self.layers.items()}
 
 @patch
-def layer_sparsity(self:Sparsifier)->dict:
+def layer_pruned_pct(self:Sparsifier)->dict:
     "Percent of pruned units in each layer"
     return {n:100*(1-u.float().mean().item()) for n,u in self._units().items()}
 
 @patch(as_prop=True)
-def sparsity(self:Sparsifier)->float:
+def pruned_pct(self:Sparsifier)->float:
     "Percent of pruned units over all layers"
     us = self._units().values()
     return 100 * sum(int((~u).sum()) for u in us) / sum(u.numel() for u in us)
@@ -167,7 +166,7 @@ def _scores(self:Sparsifier, name, m):
                          f"got {getattr(s, 'shape', type(s))}")
     s = self.granularity.scores(s.float())
     if torch.isnan(s).any(): raise ValueError(f"criteria gave NaN scores for layer {name!r}")
-    return s.masked_fill(~self.granularity.alive(getattr(m, MASK)), -math.inf)
+    return s.masked_fill(~self.granularity.alive(get_mask(m)), -math.inf)
 
 @patch
 def _targets(self:Sparsifier, sparsity):

@@ -32,7 +32,7 @@ class CheckRanks(Callback):
         v = state_vec(self.model); vs = [torch.empty_like(v) for _ in range(dist.get_world_size())]
         dist.all_gather(vs, v)
         self.checks.append(dict(what=what, iter=self.train_iter, identical=all(torch.equal(vs[0], o) for o in vs[1:]),
-                                sparsity=self.cb.sparsifier.sparsity))
+                                sparsity=self.cb.sparsifier.pruned_pct))
     def after_batch(self):
         for e in self.cb.events[self.seen:]: self._check(e['event'])
         self.seen = len(self.cb.events)
@@ -53,7 +53,7 @@ def main(out, bn):
         if rank == 0:
             save_ticket(Path(out)/'ticket.pt', cb)
             json.dump(dict(checks=chk.checks, n_train=cb.n_train, world_size=dist.get_world_size(),
-                           events=[e['event'] for e in cb.events], sparsity=cb.sparsifier.sparsity),
+                           events=[e['event'] for e in cb.events], sparsity=cb.sparsifier.pruned_pct),
                       open(Path(out)/'result.json', 'w'))
             torch.save(init, Path(out)/'init_rank0.pt')
 

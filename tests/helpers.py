@@ -1,20 +1,8 @@
-"Shared by the callback tests: a small synthetic learner, and a callback that checks the callback's promises as it runs."
+"Shared by the callback tests: a callback that checks the callback's promises as it runs (the learner is `lottery_nb.data.synth_learner`)."
 import torch
-from torch import nn
-from fastai.basics import Callback, DataLoaders, DataLoader, Learner, CrossEntropyLossFlat, Adam
-from lottery_nb.core import masked_layers, MASK
+from fastai.basics import Callback
+from lottery_nb.core import masked_layers, MASK, get_mask
 from lottery_nb.callback import SparsifyCallback
-
-def synth_dls(n=256, n_in=20, bs=32, seed=0, shape=None, device=None):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, *(shape or (n_in,)), generator=g); y = (x.flatten(1)[:, :10].sum(1) > 0).long()
-    ds = list(zip(x, y)); cut = 3*n//4
-    return DataLoaders(DataLoader(ds[:cut], bs=bs, shuffle=True), DataLoader(ds[cut:], bs=bs), device=device)
-
-def synth_learner(opt_func=Adam, seed=0, model=None, dls=None, **kw):
-    torch.manual_seed(seed)
-    model = model or nn.Sequential(nn.Linear(20, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 2))
-    return Learner(dls or synth_dls(seed=seed), model, loss_func=CrossEntropyLossFlat(), opt_func=opt_func, **kw)
 
 class CheckInvariants(Callback):
     """Runs right after `cb` and asserts, as the fit goes: pruned weights are exactly zero and everything is finite
@@ -22,10 +10,10 @@ class CheckInvariants(Callback):
     after every LTH reset the whole state equals the rewind snapshot, survivors bit for bit, batch norm included."""
     order = SparsifyCallback.order + 1
     def __init__(self, cb, monotone=True): self.cb, self.monotone, self.seen, self.steps, self.resets, self.prev = cb, monotone, 0, 0, 0, None
-    def _masks(self): return {n: getattr(m, MASK).clone() for n, m in masked_layers(self.cb.sparsifier.model).items()}
+    def _masks(self): return {n: get_mask(m).clone() for n, m in masked_layers(self.cb.sparsifier.model).items()}
     def after_step(self):
         for n, m in masked_layers(self.cb.sparsifier.model).items():
-            assert (m.weight[~getattr(m, MASK)] == 0).all(), f'a pruned weight of layer {n} is non-zero after a step'
+            assert (m.weight[~get_mask(m)] == 0).all(), f'a pruned weight of layer {n} is non-zero after a step'
         for k, v in self.cb.sparsifier.model.state_dict().items():
             if v.is_floating_point(): assert torch.isfinite(v).all(), f'{k} holds NaN or inf'
         self.steps += 1

@@ -8,19 +8,13 @@ from fastai.data.load import DataLoader
 from fastai.callback.core import Callback
 from fastai.optimizer import Adam, Optimizer
 from fastai.losses import CrossEntropyLossFlat
-from lottery_nb.core import masked_layers, MASK
-from lottery_nb.callback import SparsifyCallback, _SparsityMetric
+from lottery_nb.core import masked_layers, MASK, get_mask
+from lottery_nb.callback import SparsifyCallback
+from lottery_nb.data import synth_learner
 from lottery_nb.schedules import iterative, annealing_linear
 warnings.filterwarnings('ignore')
 
-def learner(opt_func=Adam):
-    torch.manual_seed(0)
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(256, 20, generator=g); y = (x[:, :10].sum(1) > 0).long()
-    ds = list(zip(x, y))
-    dls = DataLoaders(DataLoader(ds[:192], bs=32, shuffle=True), DataLoader(ds[192:], bs=32))
-    model = nn.Sequential(nn.Linear(20, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 2))
-    return Learner(dls, model, loss_func=CrossEntropyLossFlat(), opt_func=opt_func)
+def learner(opt_func=Adam): return synth_learner(opt_func=opt_func)
 
 class InterruptAt(Callback):
     "Raise KeyboardInterrupt at `event` of training iteration `it`, just before or just after SparsifyCallback's turn"
@@ -30,9 +24,9 @@ class InterruptAt(Callback):
 
 def check_consistent(learn):
     for m in masked_layers(learn.model).values():
-        assert (m.weight[~getattr(m, MASK)] == 0).all(), 'a pruned weight is non-zero after the interrupt'
+        assert (m.weight[~get_mask(m)] == 0).all(), 'a pruned weight is non-zero after the interrupt'
         assert len(m._forward_pre_hooks) == 1, 'the mask hook was not put back'
-    assert not any(isinstance(o, _SparsityMetric) for o in learn.metrics)
+    assert 'sparsity' not in [getattr(o, 'name', None) for o in learn.metrics], 'the sparsity column was left behind'
 
 @pytest.mark.parametrize('event', ['before_batch', 'after_loss', 'before_step', 'after_step', 'after_batch'])
 @pytest.mark.parametrize('it', [3, 7, 8])

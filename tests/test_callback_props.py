@@ -13,7 +13,8 @@ from torch import nn
 from hypothesis import given, settings, strategies as st, HealthCheck, note
 from fastai.basics import SGD, Adam, set_seed
 from lottery_nb.all import SparsifyCallback, SCHEDULES, CRITERIA, GRANULARITIES
-from helpers import synth_dls, synth_learner, CheckInvariants
+from lottery_nb.data import synth_dls, synth_learner
+from helpers import CheckInvariants
 
 N_EXAMPLES = int(os.environ.get('LOTTERY_FUZZ_EXAMPLES', 300))
 settings.register_profile('callback', max_examples=N_EXAMPLES, deadline=None,
@@ -58,7 +59,7 @@ def test_callback_invariants(data):
     note(f'{model}\n{cfg}\nn_epoch={n_epoch} opt={opt}')
     set_seed(data.draw(st.integers(0, 1000)))
     dls = synth_dls(n=96, bs=16, shape=(2, 6, 6) if has_conv else (20,))
-    learn = synth_learner(OPTS[opt], model=model, dls=dls)
+    learn = synth_learner(model, dls, opt_func=OPTS[opt])
     cb = SparsifyCallback(**cfg)
     dsd = cfg['sched_func'] == 'dsd'
     chk = CheckInvariants(cb, monotone=not dsd)

@@ -2,7 +2,7 @@
 import torch
 from fastai.basics import Learner, CrossEntropyLossFlat, load_learner
 from lottery_nb.all import SparsifyCallback, iterative, mnist1d_dls, masked_layers, get_masks
-from lottery_nb.cli import mlp
+from lottery_nb.models import mlp
 
 def test_export_and_load_learner_keep_masks(tmp_path):
     torch.manual_seed(0)

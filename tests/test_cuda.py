@@ -2,7 +2,7 @@
 import warnings
 import pytest, torch
 from torch import nn
-from lottery_nb.core import masked_layers, MASK
+from lottery_nb.core import masked_layers, MASK, get_mask
 from lottery_nb.sparsifier import Sparsifier
 warnings.filterwarnings('ignore')
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='no CUDA device here')
@@ -14,12 +14,12 @@ def test_masks_move_and_hold_on_cuda():
     init = {k: v.clone() for k, v in m.state_dict().items()}
     sp = Sparsifier(m, method='global').prune(70)
     m.cuda()
-    for l in masked_layers(m).values(): assert getattr(l, MASK).is_cuda and getattr(l, MASK).dtype == torch.bool
+    for l in masked_layers(m).values(): assert get_mask(l).is_cuda and get_mask(l).dtype == torch.bool
     opt = torch.optim.AdamW(m.parameters(), lr=1e-2, weight_decay=0.1)
     for _ in range(5):
         loss = m(torch.randn(32, 20, device='cuda')).pow(2).mean(); loss.backward(); opt.step(); opt.zero_grad()
     m(torch.randn(2, 20, device='cuda'))   # the hook re-applies masks before the forward
-    for l in masked_layers(m).values(): assert (l.weight[~getattr(l, MASK)] == 0).all()
+    for l in masked_layers(m).values(): assert (l.weight[~get_mask(l)] == 0).all()
     sp.reset()
     for k, v in m.state_dict().items():
         if k.endswith(MASK): continue

@@ -7,7 +7,8 @@ import pytest, torch
 from fastai.basics import Callback
 from fastai.callback.fp16 import MixedPrecision
 from lottery_nb.all import SparsifyCallback, iterative, annealing_cos, get_masks
-from helpers import synth_learner, CheckInvariants
+from lottery_nb.data import synth_dls, synth_learner
+from helpers import CheckInvariants
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='no CUDA device here')
 
@@ -19,7 +20,6 @@ class CPUAutocast(Callback):
     def after_loss(self): self.ac.__exit__(None, None, None)
 
 def run(mode, device=None, sched=iterative):
-    from helpers import synth_dls
     from fastai.torch_core import set_seed
     set_seed(0)   # python's random too: it seeds the DataLoader's shuffle
     learn = synth_learner(dls=synth_dls(device=device))
@@ -37,7 +37,7 @@ def test_mixed_precision_cpu(mode):
     learn, cb, chk, init, extra = run(mode)
     if extra: assert extra[0].seen_dtype == torch.bfloat16, 'the forward did not run in bf16'
     assert chk.steps == 18 and chk.resets == 3
-    assert abs(cb.sparsifier.sparsity - 60) < 0.2
+    assert abs(cb.sparsifier.pruned_pct - 60) < 0.2
     for n, m in get_masks(learn.model).items(): assert m.dtype == torch.bool
     m = learn.model[0]
     assert torch.equal(m.weight.detach()[m.lth_mask], init['0.weight'][m.lth_mask])   # the ticket is the init, exactly
@@ -52,6 +52,6 @@ def test_fp16_on_cpu_finds_the_fp32_ticket():
 @pytest.mark.parametrize('mode', ['fp16', 'bf16'])
 def test_mixed_precision_cuda(mode):
     learn, cb, chk, init, _ = run(mode, device='cuda', sched=annealing_cos)
-    assert chk.resets == 1 and abs(cb.sparsifier.sparsity - 60) < 0.2
+    assert chk.resets == 1 and abs(cb.sparsifier.pruned_pct - 60) < 0.2
     m = learn.model[0]
     assert torch.equal(m.weight.detach()[m.lth_mask], init['0.weight'].cuda()[m.lth_mask])

@@ -68,7 +68,7 @@ def test_ticket_from_older_version_loads(tmp_path):
     m = mlp(); sp = Sparsifier(m).prune(50).reset()
     old = dict(masks={n: v.clone() for n, v in [(n, l.lth_mask) for n, l in masked_layers(m).items()]},
                rewind={k: v.clone() for k, v in sp.rewind_state.items()},
-               meta=dict(sparsity=sp.sparsity, criteria='random_scores', granularity='weight', version='0.0.1', round=3))
+               meta=dict(sparsity=sp.pruned_pct, criteria='random_scores', granularity='weight', version='0.0.1', round=3))
     torch.save(old, tmp_path/'old.pt')
     m2 = mlp(); sp2 = load_ticket(tmp_path/'old.pt', m2)
     assert sp2.meta['round'] == 3
