@@ -7,7 +7,7 @@ Docs: https://lottery-nb.github.io/lottery-nb/callback.html.md"""
 # %% ../nbs/06_callback.ipynb #c003
 from __future__ import annotations
 import numbers
-import torch, pandas as pd
+import pandas as pd
 from fastai.learner import Learner, Metric
 from fastai.callback.core import Callback, _events as EVENTS
 from IPython.display import display

@@ -14,7 +14,7 @@ import torch, pandas as pd, numpy as np
 from torch import nn
 from fastai.learner import Learner
 from fastai.callback.core import Callback
-from fastai.callback.progress import ProgressCallback   # gives Learner its no_bar()
+import fastai.callback.progress  # noqa: F401 (it patches Learner.no_bar)
 from fastai.torch_core import set_seed
 from fastcore.basics import tuplify
 from fastcore.meta import delegates

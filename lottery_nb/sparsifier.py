@@ -131,18 +131,19 @@ def reset(self:Sparsifier):
 
 # %% ../nbs/03_sparsifier.ipynb #c024
 @patch
-def _units(self:Sparsifier):
+def unit_masks(self:Sparsifier)->dict:
+    "Per layer, which units are alive (`True`) and which are pruned"
     return {n:self.granularity.alive(get_mask(m)) for n,m in self.layers.items()}
 
 @patch
 def layer_pruned_pct(self:Sparsifier)->dict:
     "Percent of pruned units in each layer"
-    return {n:100*(1-u.float().mean().item()) for n,u in self._units().items()}
+    return {n:100*(1-u.float().mean().item()) for n,u in self.unit_masks().items()}
 
 @patch(as_prop=True)
 def pruned_pct(self:Sparsifier)->float:
     "Percent of pruned units over all layers"
-    us = self._units().values()
+    us = self.unit_masks().values()
     return 100 * sum(int((~u).sum()) for u in us) / sum(u.numel() for u in us)
 
 @patch
@@ -182,14 +183,14 @@ def _targets(self:Sparsifier, sparsity):
 def prune(self:Sparsifier, sparsity:float|dict # Target in percent of the prunable units (50 means half), or a `{layer: percent}` dict
          ):
     "Prune exactly `round(sparsity/100 * n_units)` units, per layer if local, overall if global"
-    sp = self._targets(sparsity)
+    target = self._targets(sparsity)
     self.check_layers()
     with torch.no_grad():
         scores = [self._scores(n, m) for n,m in self.layers.items()]
-        pruned = self.method(scores, sp)
+        pruned = self.method(scores, target)
         with uninterrupted():
             for m,p in zip(self.layers.values(), pruned): add_mask(m, self.granularity.expand(~p, m.weight.shape))
-    empty = [n for n,p in zip(self.layers, pruned) if p.all()] if self.method is global_ and sp < 100 else []
+    empty = [n for n,p in zip(self.layers, pruned) if p.all()] if self.method is global_ and target < 100 else []
     if empty:
         warnings.warn(f"the global ranking pruned every unit of layer(s) {empty}: the model's output no longer depends "
                       f"on what flows through them. Use method='local', or a lower sparsity, to keep every layer alive.")

@@ -134,7 +134,7 @@ def plot_layer_sparsity(model:nn.Module, ax=None, layer_type=PRUNABLE):
     if ax is None: _, ax = plt.subplots(figsize=(6, 3))
     df = sparsity_report(model, layer_type)
     layers = df.drop('total')
-    bars = ax.bar(range(len(layers)), layers.sparsity, color='C0')
+    ax.bar(range(len(layers)), layers.sparsity, color='C0')
     ax.axhline(df.loc['total', 'sparsity'], color='C3', ls='--', label=f"overall {df.loc['total', 'sparsity']:.1f}%")
     ax.set_xticks(range(len(layers)), [f'{n}\n{t}' for n,t in zip(layers.index, layers.type)], fontsize=7)
     ax.set(ylabel='sparsity (%)', ylim=(0, 100), title='Sparsity per layer'); ax.legend(fontsize=8)

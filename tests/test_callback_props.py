@@ -69,7 +69,7 @@ def test_callback_invariants(data):
     assert chk.steps == n_epoch * len(dls.train)
     # the schedule's end value, pruned exactly: per layer for local, over all units for global
     target = cb.scheduled(n_epoch)
-    units = cb.sparsifier._units()
+    units = cb.sparsifier.unit_masks()
     pruned = {n: int((~u).sum()) for n, u in units.items()}
     if cfg['method'] == 'local':
         for n, u in units.items(): assert pruned[n] == round(target/100 * u.numel()), (n, pruned[n], u.numel(), target)

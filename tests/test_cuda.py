@@ -30,19 +30,11 @@ def test_masks_move_and_hold_on_cuda():
 
 @cuda
 def test_callback_on_cuda():
-    from fastai.learner import Learner
-    from fastai.data.core import DataLoaders
-    from fastai.data.load import DataLoader
-    from fastai.losses import CrossEntropyLossFlat
     from lottery_nb.callback import SparsifyCallback
     from lottery_nb.schedules import iterative
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(256, 20, generator=g); y = (x[:, :10].sum(1) > 0).long(); ds = list(zip(x, y))
-    dls = DataLoaders(DataLoader(ds[:192], bs=32, shuffle=True), DataLoader(ds[192:], bs=32), device='cuda')
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(20, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 2))
-    init = {k: v.clone().cuda() for k, v in model.state_dict().items()}
-    learn = Learner(dls, model, loss_func=CrossEntropyLossFlat())
+    from lottery_nb.data import synth_learner, synth_dls
+    learn = synth_learner(dls=synth_dls(device='cuda'))
+    init = {k: v.clone().cuda() for k, v in learn.model.state_dict().items()}
     learn.fit(3, 1e-2, cbs=SparsifyCallback(sparsity=60, sched_func=iterative, reset='lth'))
     m = learn.model[0]
     assert m.weight.is_cuda

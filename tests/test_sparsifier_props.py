@@ -29,10 +29,10 @@ settings.register_profile('ci', max_examples=60, deadline=None, suppress_health_
 settings.load_profile('ci')
 
 def _n_units(sp):
-    return {n: u.numel() for n, u in sp._units().items()}
+    return {n: u.numel() for n, u in sp.unit_masks().items()}
 
 def _pruned(sp):
-    return {n: int((~u).sum()) for n, u in sp._units().items()}
+    return {n: int((~u).sum()) for n, u in sp.unit_masks().items()}
 
 def _gran_for(model, g):
     has_lin = any(isinstance(m, nn.Linear) for m in model.modules())
