@@ -6,7 +6,7 @@ Docs: https://lottery-nb.github.io/lottery-nb/viz.html.md"""
 
 # %% ../nbs/08_viz.ipynb #c003
 from __future__ import annotations
-import base64, io, math
+import base64, io, math, struct
 from functools import partial
 from pathlib import Path
 import numpy as np, torch
@@ -61,7 +61,7 @@ def plot_schedule(sched_func, # A schedule f(start, end, pos), or a list of them
         if reset:
             rs = reset_points(es, ys)
             ax.plot(rs, np.interp(rs, es, ys), 'v', color=line.get_color(), ms=8, label=f'{name}: LTH reset')
-    ax.set(xlabel='epoch', ylabel='sparsity (%)', xlim=(0, n_epoch), ylim=(-2, 102))
+    ax.set(xlabel='epoch', ylabel='sparsity (%)', xlim=(-0.02*n_epoch, 1.03*n_epoch), ylim=(-2, 102))   # room for a marker at either end
     ax.grid(alpha=0.3); ax.legend(fontsize=8)
     return ax
 
@@ -90,7 +90,7 @@ class ScheduleExplorer(W.VBox):
     def __init__(self, n_epoch=10):
         st = dict(description_width='initial')
         self.schedule = W.Dropdown(options=[n for n in SCHEDULES if n != 'annealing_no'], value='annealing_cos', description='schedule')
-        self.sparsity = W.FloatSlider(value=80, min=0, max=99, step=1, description='sparsity %', style=st)
+        self.sparsity = W.IntSlider(value=80, min=0, max=99, description='sparsity %', style=st)   # a float slider echoes 80.00000000000001 back
         self.start_epoch = W.IntSlider(value=0, min=0, max=n_epoch-1, description='start_epoch', style=st)
         self.end_epoch = W.IntSlider(value=n_epoch, min=1, max=n_epoch, description='end_epoch', style=st)
         self.n_steps = W.IntSlider(value=3, min=1, max=10, description='n_steps (iterative)', style=st)
@@ -117,7 +117,10 @@ class ScheduleExplorer(W.VBox):
         if self.rewind.value: self.ax.axvline(self.rewind.value, color='gray', ls=':', label=f'rewind point (epoch {self.rewind.value})')
         self.ax.legend(fontsize=8, loc='upper left')
         self.ax.set_title(f"{self.schedule.value} to {self.sparsity.value:g}%, window {start}-{end} of {self.n_epoch} epochs")
-        self.image.value = _png(self.fig)
+        png = _png(self.fig)
+        w, h = struct.unpack('>II', png[16:24])   # shown at its own size, not stretched to the output's width
+        self.image.value = png
+        self.image.layout.width, self.image.layout.height, self.image.layout.max_width = f'{w}px', f'{h}px', '100%'
 
     def _repr_mimebundle_(self, **kwargs):
         b = super()._repr_mimebundle_(**kwargs) or {}
