@@ -22,13 +22,17 @@ from .schedules import *
 __all__ = ['RESETS', 'SparsifyCallback']
 
 # %% ../nbs/06_callback.ipynb #c006
+class _Pct(float):
+    "A percent that fastai's progress table prints with two decimals (it formats every float metric with `.6f`)"
+    def __format__(self, spec): return f'{float(self):.2f}'
+
 class _SparsityMetric(Metric):
     "The `sparsity` column of fastai's progress table: the model's pruned units, in percent"
     def __init__(self, cb): self.cb = cb
     @property
     def name(self): return 'sparsity'
     @property
-    def value(self): return round(self.cb.sparsifier.pruned_pct, 3)
+    def value(self): return _Pct(self.cb.sparsifier.pruned_pct)
 
 def _drop_column(metrics): return [o for o in metrics if not isinstance(o, _SparsityMetric)]
 

@@ -319,6 +319,7 @@ def find_ticket(learn_fn, # () -> a fresh `Learner` with a metric; seeded by the
         for r in range(rounds+1):
             rs, ticket = _round(learn_fn, cfg, s, r, ticket, tick)
             rows += rs
+    for _ in it: pass   # fastprogress draws its last step when the iterator ends
     return pd.DataFrame(rows)
 
 # %% ../nbs/07_lottery.ipynb #c031
