@@ -1,4 +1,4 @@
-"""One import for tutorials: `from lottery_nb.all import *`, as with `fastai.vision.all`.
+"""`from lottery_nb.all import *` imports every public name of the library, as `fastai.vision.all` does for fastai.
 
 Docs: https://lottery-nb.github.io/lottery-nb/all.html.md"""
 

@@ -80,7 +80,7 @@ class SparsifyCallback(Callback):
                  end_epoch:float|None=None, # Where it ends; defaults to the end of the fit
                  reset:str|None=None, # None, or 'lth' to reset the survivors after each pruning step
                  rewind:int=0, # Epoch whose starting weights are the rewind point; 0 is the initialization
-                 layer_type=PRUNABLE, # The layer classes whose weight is pruned
+                 layer_type:tuple=PRUNABLE, # The layer classes whose weight is pruned
                  verbose:bool=False # Show the per-layer sparsity report at the end of fit
                 ):
         _check_learn(learn)

@@ -57,18 +57,24 @@ def get_parser():
     return p
 
 # %% ../nbs/09_cli.ipynb #c012
-def summary_table(df):
-    "Mean ± std of the final accuracy across seeds: one row per round, one column per arm"
+def summary_table(
+    df, # As `find_ticket` returns it
+):
+    "Mean ± std of the final accuracy across seeds: one row per round, the percent of weights remaining, one column per arm"
     from lottery_nb.lottery import summarize, ARMS
     s = summarize(df)
     s['acc'] = [f"{m:.3f} ± {0 if sd != sd else sd:.3f}" for m,sd in zip(s['mean'], s['std'])]
     t = s.pivot_table(index=['round', 'pct_remaining'], columns='arm', values='acc', aggfunc='first')
-    t.index = [f"{r:>2}  {p:5.1f}%" for r,p in t.index]
-    t.index.name = 'round  remaining'
-    return t[[c for c in ARMS if c in t.columns]].fillna('')
+    t = t[[c for c in ARMS if c in t.columns]].fillna('')
+    t.insert(0, 'remaining', [f"{p:5.1f}%" for _,p in t.index])
+    t.index = [f"round {r}" for r,_ in t.index]   # one header row: no index or column names
+    t.columns.name = None
+    return t
 
 # %% ../nbs/09_cli.ipynb #c014
-def run(args)->int:
+def run(
+    args, # The parser's namespace
+)->int:
     "Run the experiment described by parsed `args`; return the exit status"
     from matplotlib.figure import Figure   # no pyplot: the command changes no backend and no global state
     from fastai.learner import Learner
@@ -100,7 +106,9 @@ def run(args)->int:
     return 0
 
 # %% ../nbs/09_cli.ipynb #c015
-def main(argv=None):
+def main(
+    argv:list|None=None, # Arguments; `None` reads `sys.argv`
+):
     "Console entry point: `lottery_nb --help`"
     with warnings.catch_warnings():   # torch's and fastai's import-time notices are not the command's output
         warnings.simplefilter('ignore')

@@ -13,18 +13,31 @@ from torch import nn
 from fastcore.basics import tuplify
 
 # %% auto #0
-__all__ = ['PRUNABLE', 'MASK', 'check_layer_type', 'lookup', 'registry_name', 'prunable_layers', 'has_mask', 'get_mask',
-           'mask_views', 'apply_views', 'apply_mask', 'add_mask', 'masked_layers', 'add_masks', 'get_masks',
+__all__ = ['PRUNABLE', 'MASK', 'LayerTypes', 'check_layer_type', 'lookup', 'registry_name', 'prunable_layers', 'has_mask',
+           'get_mask', 'mask_views', 'apply_views', 'apply_mask', 'add_mask', 'masked_layers', 'add_masks', 'get_masks',
            'apply_masks', 'pause_mask_hooks', 'resume_mask_hooks', 'remove_masks', 'model_state', 'load_model_state',
            'set_masks', 'uninterrupted', 'unwrap_model', 'sync_from_rank0', 'sparsity', 'sparsity_report',
            'print_sparsity']
 
 # %% ../nbs/00_core.ipynb #c005
-PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+class LayerTypes(tuple):
+    "A tuple of layer classes with a name, which is what signatures and the docs show"
+    def __new__(
+        cls,
+        name:str, # What signatures show, e.g. `PRUNABLE`
+        *types, # `nn.Module` subclasses
+    ):
+        self = super().__new__(cls, types)
+        self.__name__ = name
+        return self
+    def __reduce__(self): return (LayerTypes, (self.__name__, *self))
+
+PRUNABLE = LayerTypes('PRUNABLE', nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 # %% ../nbs/00_core.ipynb #c006
-def check_layer_type(layer_type=PRUNABLE # A `nn.Module` subclass, or a tuple of them
-                    )->tuple:
+def check_layer_type(
+    layer_type:tuple=PRUNABLE, # A `nn.Module` subclass, or a tuple of them
+)->tuple:
     "Return `layer_type` as a tuple of `nn.Module` subclasses, or raise a `TypeError` that names the bad value"
     lt = tuplify(layer_type)
     bad = [o for o in lt if not (isinstance(o, type) and issubclass(o, nn.Module))]
@@ -44,14 +57,18 @@ def lookup(registry:dict, # `{name: object}`
     if isinstance(name, str) and name in registry: return registry[name]
     raise ValueError(f"unknown {what} {name!r}; valid choices are {', '.join(map(repr, registry))}" + (f", {also}" if also else ''))
 
-def registry_name(registry:dict, obj)->str|None:
+def registry_name(
+    registry:dict, # `{name: object}`
+    obj, # The object to find
+)->str|None:
     "The name `obj` is registered under in `registry`, or `None`"
     return next((k for k,v in registry.items() if v is obj), None)
 
 # %% ../nbs/00_core.ipynb #c009
-def prunable_layers(model:nn.Module, # Any PyTorch model
-                    layer_type=PRUNABLE # The layer classes whose `weight` may be pruned
-                   )->dict:
+def prunable_layers(
+    model:nn.Module, # Any PyTorch model
+    layer_type:tuple=PRUNABLE, # The layer classes whose `weight` may be pruned
+)->dict:
     "The layers of `model` whose `weight` can be pruned, as an ordered `{name: module}` dict; a shared weight once"
     lt, seen, res = check_layer_type(layer_type), set(), {}
     for n,m in model.named_modules():
@@ -65,30 +82,44 @@ def prunable_layers(model:nn.Module, # Any PyTorch model
 # %% ../nbs/00_core.ipynb #c015
 MASK = 'lth_mask'
 
-def has_mask(m:nn.Module)->bool:
+def has_mask(
+    m:nn.Module, # Any module
+)->bool:
     "Whether layer `m` carries a mask"
     return isinstance(getattr(m, MASK, None), torch.Tensor)
 
-def get_mask(m:nn.Module)->torch.Tensor:
+def get_mask(
+    m:nn.Module, # A masked layer
+)->torch.Tensor:
     "The mask buffer of layer `m`: read it, and change it only through `add_mask` or `set_masks`"
     return getattr(m, MASK)
 
-def mask_views(layers)->list:
+def mask_views(
+    layers:list, # Masked layers, e.g. `masked_layers(model).values()`
+)->list:
     "`(weight, mask bytes)` pairs of masked `layers`, looked up once for a loop that applies them often"
     return [(m.weight.data, get_mask(m).view(torch.uint8)) for m in layers]
 
-def apply_views(views:list)->None:
+def apply_views(
+    views:list, # As `mask_views` returns them
+)->None:
     "Zero the pruned weights: multiply each weight in place by its mask's bytes. The one fast path for masking"
     for w,k in views: w.mul_(k)
 
-def apply_mask(m:nn.Module, *args)->None:
+def apply_mask(
+    m:nn.Module, # A masked layer
+    *args, # Ignored: the forward pre-hook's `(module, input)`
+)->None:
     "Zero the pruned weights of layer `m` in place (also the forward pre-hook of every masked layer)"
     apply_views(mask_views([m]))
 
 def _hook_on(m):
     if getattr(m, '_lth_hook', None) is None: m._lth_hook = m.register_forward_pre_hook(apply_mask)
 
-def add_mask(m:nn.Module, mask=None)->None:
+def add_mask(
+    m:nn.Module, # A prunable layer (it has a `weight`)
+    mask:torch.Tensor|None=None, # Bool tensor of the weight's shape; `None` keeps every weight
+)->None:
     "Give layer `m` a mask (all `True` unless `mask` is given), or overwrite the one it has, and apply it"
     if mask is None: mask = torch.ones_like(m.weight, dtype=torch.bool)
     if mask.shape != m.weight.shape:
@@ -99,39 +130,54 @@ def add_mask(m:nn.Module, mask=None)->None:
     apply_mask(m)
 
 # %% ../nbs/00_core.ipynb #c019
-def masked_layers(model:nn.Module)->dict:
+def masked_layers(
+    model:nn.Module, # Any model
+)->dict:
     "The layers of `model` that carry a mask, as an ordered `{name: module}` dict"
     return {n:m for n,m in model.named_modules() if has_mask(m)}
 
-def add_masks(model:nn.Module, layer_type=PRUNABLE)->dict:
+def add_masks(
+    model:nn.Module, # The model whose layers get masks
+    layer_type:tuple=PRUNABLE, # The layer classes that get a mask
+)->dict:
     "Give every prunable layer of `model` that has no mask an all-`True` one; return the masked layers"
     for m in prunable_layers(model, layer_type).values():
         if not has_mask(m): add_mask(m)
     return masked_layers(model)
 
 # %% ../nbs/00_core.ipynb #xe9620c1
-def get_masks(model:nn.Module)->dict:
+def get_masks(
+    model:nn.Module, # A model with masks
+)->dict:
     "Copies of the masks of `model`, as a `{layer name: bool tensor}` dict"
     return {n:get_mask(m).clone() for n,m in masked_layers(model).items()}
 
-def apply_masks(model:nn.Module)->nn.Module:
+def apply_masks(
+    model:nn.Module, # A model with masks
+)->nn.Module:
     "Zero the pruned weights of every masked layer of `model` in place"
     apply_views(mask_views(masked_layers(model).values()))
     return model
 
 # %% ../nbs/00_core.ipynb #x414a473
-def pause_mask_hooks(layers)->None:
+def pause_mask_hooks(
+    layers:list, # Masked layers
+)->None:
     "Take the mask hooks off `layers`, for a loop that masks after every step itself"
     for m in layers:
         if getattr(m, '_lth_hook', None) is not None: m._lth_hook.remove(); m._lth_hook = None
 
-def resume_mask_hooks(layers)->None:
+def resume_mask_hooks(
+    layers:list, # Layers passed to `pause_mask_hooks`
+)->None:
     "Apply the masks of `layers` and put their hooks back"
     for m in layers:
         if has_mask(m): apply_mask(m); _hook_on(m)
 
 # %% ../nbs/00_core.ipynb #x00b83f2
-def remove_masks(model:nn.Module)->nn.Module:
+def remove_masks(
+    model:nn.Module, # A model with masks
+)->nn.Module:
     "Delete every mask and hook from `model`, leaving a plain model whose pruned weights stay zero"
     for m in masked_layers(model).values():
         apply_mask(m)
@@ -140,17 +186,25 @@ def remove_masks(model:nn.Module)->nn.Module:
     return model
 
 # %% ../nbs/00_core.ipynb #x57828431
-def model_state(model:nn.Module)->dict:
+def model_state(
+    model:nn.Module, # Any model
+)->dict:
     "A copy of every parameter and buffer of `model`, the masks left out"
     return {k:v.detach().clone() for k,v in model.state_dict().items() if not k.endswith(MASK)}
 
-def load_model_state(model:nn.Module, state:dict)->None:
+def load_model_state(
+    model:nn.Module, # The model to write into
+    state:dict, # As `model_state` returns it
+)->None:
     "Copy `state` (as `model_state` returns it) into `model` in place"
     sd = model.state_dict()
     with torch.no_grad():
         for k,v in state.items(): sd[k].copy_(v)
 
-def set_masks(model:nn.Module, masks:dict)->None:
+def set_masks(
+    model:nn.Module, # The model
+    masks:dict, # `{layer name: bool tensor}`, as `get_masks` returns it
+)->None:
     "Give the layers of `model` named in `masks` those masks (see `add_mask`)"
     mods = dict(model.named_modules())
     for n,m in masks.items(): add_mask(mods[n], m)
@@ -168,12 +222,16 @@ def uninterrupted():
         if hit: raise KeyboardInterrupt
 
 # %% ../nbs/00_core.ipynb #x104d102
-def unwrap_model(model:nn.Module)->nn.Module:
+def unwrap_model(
+    model:nn.Module, # A model, maybe wrapped
+)->nn.Module:
     "The model inside a `DistributedDataParallel` or `DataParallel` wrapper (or `model` itself)"
     while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)): model = model.module
     return model
 
-def sync_from_rank0(model:nn.Module)->None:
+def sync_from_rank0(
+    model:nn.Module, # The model (a DDP wrapper is fine)
+)->None:
     "Copy rank 0's masks and buffers to every rank of the process group (nothing on one process)"
     dist = torch.distributed
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2: return
@@ -185,13 +243,19 @@ def sync_from_rank0(model:nn.Module)->None:
 # %% ../nbs/00_core.ipynb #c026
 def _zeros(m): return int((m.weight == 0).sum())
 
-def sparsity(model:nn.Module, layer_type=PRUNABLE)->float:
+def sparsity(
+    model:nn.Module, # Any model
+    layer_type:tuple=PRUNABLE, # The layer classes whose weights count (`PRUNABLE`: Conv1d/2d/3d and Linear)
+)->float:
     "Percent of the prunable weights of `model` that are exactly zero"
     ls = prunable_layers(model, layer_type).values()
     return 100 * sum(_zeros(m) for m in ls) / sum(m.weight.numel() for m in ls)
 
 # %% ../nbs/00_core.ipynb #c028
-def sparsity_report(model:nn.Module, layer_type=PRUNABLE)->pd.DataFrame:
+def sparsity_report(
+    model:nn.Module, # Any model
+    layer_type:tuple=PRUNABLE, # The layer classes whose weights count (`PRUNABLE`: Conv1d/2d/3d and Linear)
+)->pd.DataFrame:
     "A per-layer table of prunable weights and zeros, with a total row"
     rows = [dict(layer=n, type=type(m).__name__, params=m.weight.numel(), zeros=_zeros(m))
             for n,m in prunable_layers(model, layer_type).items()]
@@ -200,6 +264,9 @@ def sparsity_report(model:nn.Module, layer_type=PRUNABLE)->pd.DataFrame:
     df['sparsity'] = (100 * df.zeros / df.params).round(2)
     return df.set_index('layer')
 
-def print_sparsity(model:nn.Module, layer_type=PRUNABLE)->None:
+def print_sparsity(
+    model:nn.Module, # Any model
+    layer_type:tuple=PRUNABLE, # The layer classes whose weights count (`PRUNABLE`: Conv1d/2d/3d and Linear)
+)->None:
     "Print `sparsity_report(model)` as a text table"
     print(sparsity_report(model, layer_type).to_string())

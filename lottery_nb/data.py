@@ -28,7 +28,13 @@ __all__ = ['DATASETS', 'ClassifDataset', 'check_xy', 'tensor_dls', 'digits', 'di
 class ClassifDataset:
     "Inputs `x` and integer labels `y` as a map-style dataset that knows its loss and its number of classes"
     loss_func = CrossEntropyLossFlat()
-    def __init__(self, x, y, c=None): self.x,self.y,self.c = x,y,c or int(y.max())+1
+    def __init__(
+        self,
+        x, # Inputs, one row per sample
+        y, # Integer class labels
+        c:int|None=None, # Number of classes; `None` counts the labels
+    ):
+        self.x,self.y,self.c = x,y,c or int(y.max())+1
     def __len__(self): return len(self.x)
     def __getitem__(self, i): return self.x[i], self.y[i]
     def new_empty(self): return type(self)(self.x[:0], self.y[:0], self.c)   # what `learn.export()` keeps
@@ -40,7 +46,11 @@ def _as_tensor(a, name):
         raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(a).__name__}")
     return a
 
-def check_xy(x, y, name='train'):
+def check_xy(
+    x, # Inputs (array or tensor)
+    y, # Labels (array or tensor)
+    name='train', # Which split, for the error message
+):
     "`x` as float32 and `y` as int64 tensors, or a clear error about their shapes and types"
     x, y = _as_tensor(x, f'x_{name}'), _as_tensor(y, f'y_{name}')
     if not x.is_floating_point(): raise TypeError(f"x_{name} must hold floats, got {x.dtype}")
@@ -53,7 +63,15 @@ def check_xy(x, y, name='train'):
     return x.float(), y.long()
 
 # %% ../nbs/05_data.ipynb #c008
-def tensor_dls(x_train, y_train, x_valid, y_valid, bs:int=64, seed:int=42, device=None)->DataLoaders:
+def tensor_dls(
+    x_train, # Training inputs
+    y_train, # Training labels
+    x_valid, # Validation inputs
+    y_valid, # Validation labels
+    bs:int=64, # Batch size
+    seed:int=42, # Fixes the order of the shuffled training batches
+    device:str|torch.device|None=None, # Device of the batches; `None` lets fastai choose (the GPU when there is one)
+)->DataLoaders:
     "Classification `DataLoaders` from arrays or tensors; `seed` fixes the order of the shuffled training batches"
     (xt, yt), (xv, yv) = check_xy(x_train, y_train, 'train'), check_xy(x_valid, y_valid, 'valid')
     if xt.shape[1:] != xv.shape[1:]:
@@ -84,7 +102,13 @@ def digits(size:int=16, # Side of the square images, in pixels (>= 8)
     t, v = map(torch.tensor, _split(len(x), valid_pct, seed))
     return x[t], y[t], x[v], y[v]
 
-def digits_dls(size:int=16, bs:int=64, valid_pct:float=0.2, seed:int=42, device=None)->DataLoaders:
+def digits_dls(
+    size:int=16, # Side of the square images, in pixels (>= 8)
+    bs:int=64, # Batch size
+    valid_pct:float=0.2, # Share of the digits held out for validation
+    seed:int=42, # Fixes the split and the batch order
+    device:str|torch.device|None=None, # Device of the batches; `None` lets fastai choose (the GPU when there is one)
+)->DataLoaders:
     "`DataLoaders` of `digits` images, for CNNs such as `resnet18(num_classes=10)`"
     return tensor_dls(*digits(size, valid_pct, seed), bs=bs, seed=seed, device=device)
 
@@ -95,12 +119,18 @@ def _mnist1d(seed):
     args = get_dataset_args(); args.seed = seed
     return make_dataset(args)
 
-def mnist1d(seed:int=42):
+def mnist1d(
+    seed:int=42, # Seeds the templates' noise and shifts: the same seed gives the same data
+):
     "MNIST-1D built from templates (no download): `(x_train, y_train, x_valid, y_valid)` as tensors"
     d = _mnist1d(seed)
     return tuple(torch.tensor(d[k]) for k in ('x', 'y', 'x_test', 'y_test'))
 
-def mnist1d_dls(bs:int=64, seed:int=42, device=None)->DataLoaders:
+def mnist1d_dls(
+    bs:int=64, # Batch size
+    seed:int=42, # Seeds the data and the batch order
+    device:str|torch.device|None=None, # Device of the batches; `None` lets fastai choose (the GPU when there is one)
+)->DataLoaders:
     "`DataLoaders` of MNIST-1D vectors (40 features, 10 classes), for MLPs"
     return tensor_dls(*mnist1d(seed), bs=bs, seed=seed, device=device)
 
@@ -108,11 +138,14 @@ def mnist1d_dls(bs:int=64, seed:int=42, device=None)->DataLoaders:
 DATASETS = {'mnist1d': mnist1d_dls, 'digits': digits_dls}   # name -> f(bs=, seed=) -> DataLoaders
 
 # %% ../nbs/05_data.ipynb #x307b8bb
-def synth_dls(n:int=256, # Samples; a quarter of them are the validation set
-              n_in:int=20, # Features per sample, or pass `shape`
-              bs:int=32, seed:int=0, # Batch size; seed of the data and of the batch order
-              shape:tuple|None=None, # Shape of one sample, e.g. (2, 6, 6) for images
-              device=None)->DataLoaders:
+def synth_dls(
+    n:int=256, # Samples; a quarter of them are the validation set
+    n_in:int=20, # Features per sample, or pass `shape`
+    bs:int=32, # Batch size
+    seed:int=0, # Seeds the data and the batch order
+    shape:tuple|None=None, # Shape of one sample, e.g. (2, 6, 6) for images
+    device:str|torch.device|None=None, # Device of the batches; `None` lets fastai choose (the GPU when there is one)
+)->DataLoaders:
     "Random inputs labelled by whether their first ten values sum above zero, as `DataLoaders`"
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, *(shape or (n_in,)), generator=g)
@@ -120,11 +153,13 @@ def synth_dls(n:int=256, # Samples; a quarter of them are the validation set
     cut = 3*n//4
     return tensor_dls(x[:cut], y[:cut], x[cut:], y[cut:], bs=bs, seed=seed, device=device)
 
-def synth_learner(model:nn.Module|None=None, # Defaults to Linear(20, 32), BatchNorm1d, ReLU, Linear(32, 2)
-                  dls:DataLoaders|None=None, # Defaults to `synth_dls(seed=seed)`
-                  seed:int=0, # Seeds the model's initial weights and the data
-                  opt_func=Adam, **kwargs # Passed to `Learner`
-                 )->Learner:
+def synth_learner(
+    model:nn.Module|None=None, # Defaults to Linear(20, 32), BatchNorm1d, ReLU, Linear(32, 2)
+    dls:DataLoaders|None=None, # Defaults to `synth_dls(seed=seed)`
+    seed:int=0, # Seeds the model's initial weights and the data
+    opt_func=Adam, # Passed to `Learner`
+    **kwargs, # Passed to `Learner`, e.g. `cbs`
+)->Learner:
     "A `Learner` on `synth_dls` that trains in a fraction of a second, with an accuracy metric"
     torch.manual_seed(seed)
     model = model or nn.Sequential(nn.Linear(20, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 2))

@@ -15,30 +15,54 @@ __all__ = ['GRANULARITIES', 'Granularity', 'get_granularity']
 # %% ../nbs/01_granularity.ipynb #c005
 class Granularity:
     "One unit of pruning: the first `keep(ndim)` dimensions of a weight index its units"
-    def __init__(self, name, keep, conv_only=False): self.name,self.keep,self.conv_only = name,keep,conv_only
+    def __init__(
+        self,
+        name, # Registry name: 'weight', 'vector', 'kernel' or 'filter'
+        keep, # Weight dims one unit spans, kept in the per-unit shape
+        conv_only=False, # Whether only convolutions have these units
+    ):
+        self.name,self.keep,self.conv_only = name,keep,conv_only
     def __repr__(self): return f"Granularity({self.name!r})"
 
-    def check(self, layer:str, w:torch.Tensor):
+    def check(
+        self,
+        layer:str, # The layer's name, for the error message
+        w:torch.Tensor, # Its weight
+    ):
         "Raise a `ValueError` naming `layer` if this granularity makes no sense for its weight `w`"
         if self.conv_only and w.ndim < 3:
             raise ValueError(f"granularity {self.name!r} needs a convolution weight, but layer {layer!r} has a weight "
                              f"of shape {tuple(w.shape)}. Use 'weight' or 'filter' for it, or narrow layer_type "
                              f"to the convolutions.")
 
-    def unit_shape(self, shape): return tuple(shape[:self.keep(len(shape))])
+    def unit_shape(
+        self,
+        shape:tuple, # A weight's shape
+    ):
+        return tuple(shape[:self.keep(len(shape))])
     def _dims(self, x): return tuple(range(self.keep(x.ndim), x.ndim))
 
-    def scores(self, s:torch.Tensor)->torch.Tensor:
+    def scores(
+        self,
+        s:torch.Tensor, # Weight-shaped scores
+    )->torch.Tensor:
         "Per-unit scores: the mean of the weight scores `s` inside each unit"
         d = self._dims(s)
         return s.mean(d) if d else s
 
-    def alive(self, mask:torch.Tensor)->torch.Tensor:
+    def alive(
+        self,
+        mask:torch.Tensor, # A weight-shaped bool mask
+    )->torch.Tensor:
         "Per-unit mask: a unit is alive while any of its weights is kept"
         d = self._dims(mask)
         return mask.any(d) if d else mask
 
-    def expand(self, units:torch.Tensor, shape)->torch.Tensor:
+    def expand(
+        self,
+        units:torch.Tensor, # A per-unit mask (or scores)
+        shape, # The weight's shape
+    )->torch.Tensor:
         "A weight-shaped mask from a per-unit mask"
         return units.reshape(units.shape + (1,)*(len(shape)-units.ndim)).expand(shape)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 import torch, pandas as pd, numpy as np
 from torch import nn
+from matplotlib.axes import Axes
 from fastai.learner import Learner
 from fastai.callback.core import Callback
 import fastai.callback.progress  # noqa: F401 (it patches Learner.no_bar)
@@ -46,7 +47,11 @@ def parse_rewind(rewind, # An int (epochs), or a string like '2ep' or '500it'
 class RewindPoint(Callback):
     "Copy the model's weights and buffers (not masks) at the start of training iteration `it`"
     order = -4
-    def __init__(self, it:int): self.it,self.state = it,None
+    def __init__(
+        self,
+        it:int, # Training iterations (batches) before the rewind snapshot
+    ):
+        self.it,self.state = it,None
     def before_fit(self):
         total = len(self.dls.train) * self.n_epoch
         if self.it >= total:
@@ -56,14 +61,22 @@ class RewindPoint(Callback):
             self.state = model_state(self.model)
 
 # %% ../nbs/07_lottery.ipynb #c010
-def round_sparsity(r:int, prune_pct:float=20, layer_rates:dict|None=None, layers=()):
+def round_sparsity(
+    r:int, # Round number (0 is dense)
+    prune_pct:float=20, # Percent of the remaining weights pruned each round
+    layer_rates:dict|None=None, # `{layer: percent per round}`, overriding `prune_pct` for those layers
+    layers=(), # The layer names, when `layer_rates` is given
+):
     "Sparsity (percent) after `r` rounds: a float, or a `{layer: percent}` dict when `layer_rates` are given"
     sp = lambda rate: 100 * (1 - (1 - rate*prune_pct/100)**r)
     if not layer_rates: return sp(1.)
     return {n: sp(layer_rates.get(n, 1.)) for n in layers}
 
 # %% ../nbs/07_lottery.ipynb #c013
-def random_masks(masks:dict, seed:int=0)->dict:
+def random_masks(
+    masks:dict, # `{layer: bool mask}` to copy the counts from
+    seed:int=0, # Seeds the positions
+)->dict:
     "Masks with the same number of `False` per layer as `masks`, at random positions"
     g = torch.Generator().manual_seed(seed)
     res = {}
@@ -92,10 +105,11 @@ def _ticket_of(x):
         return m, model_state(m), dict(sparsity=sparsity(m))
     raise TypeError(f"save_ticket takes a Sparsifier, a SparsifyCallback, a Learner or a model; got {type(x).__name__}")
 
-def save_ticket(path, # File to write
-                x, # A `Sparsifier`, a `SparsifyCallback` after its fit, a `Learner`, or a model with masks
-                **meta # Plain data to record with it (numbers, strings, lists, dicts): round, seed, ...
-               ):
+def save_ticket(
+    path, # File to write
+    x, # A `Sparsifier`, a `SparsifyCallback` after its fit, a `Learner`, or a model with masks
+    **meta, # JSON-plain metadata kept in the file (dataset, seed, ...)
+):
     "Save the ticket held by `x`: masks, rewind weights and metadata, as plain tensors that load without running code"
     model, rewind, info = _ticket_of(x)
     meta = dict(info, version=lottery_nb.__version__, **meta)
@@ -168,15 +182,17 @@ def load_ticket(path, # A file written by `save_ticket`
     return sp
 
 # %% ../nbs/07_lottery.ipynb #c020
-def fit_ticket(learn_fn, # () -> a fresh `Learner` with the metric `metric`
-               masks:dict|None=None, # `{layer: bool mask}` to train under; None trains the dense network
-               rewind_state:dict|None=None, # Weights to start from (as `model_state` gives them); None keeps `learn_fn`'s
-               epochs:int=10, lr:float=1e-3,
-               init_seed:int=0, # Seeds `learn_fn`, and so the initial weights
-               seed:int=0, # Seeds the order of the training batches
-               cbs=(), # More callbacks for the fit
-               metric:str='accuracy' # The metric, by name, that the results read
-              )->tuple:
+def fit_ticket(
+    learn_fn, # () -> a fresh `Learner` with the metric `metric`
+    masks:dict|None=None, # `{layer: bool mask}` to train under; None trains the dense network
+    rewind_state:dict|None=None, # Weights to start from (as `model_state` gives them); None keeps `learn_fn`'s
+    epochs:int=10, # Training epochs
+    lr:float=1e-3, # Learning rate
+    init_seed:int=0, # Seeds `learn_fn`, and so the initial weights
+    seed:int=0, # Seeds the order of the training batches
+    cbs=(), # More callbacks for the fit
+    metric:str='accuracy', # The metric, by name, that the results read
+)->tuple:
     "Train one arm of a round: the trained `Learner`, and `final_acc`, `best_acc`, `epochs_to_best` of `metric`"
     set_seed(init_seed); learn = learn_fn()
     names = [getattr(m, 'name', None) for m in learn.metrics]
@@ -193,11 +209,25 @@ def fit_ticket(learn_fn, # () -> a fresh `Learner` with the metric `metric`
     return learn, dict(final_acc=accs[-1], best_acc=max(accs), epochs_to_best=int(np.argmax(accs))+1)
 
 # %% ../nbs/07_lottery.ipynb #c021
-def reinit_arm(learn_fn, masks, rewind_state, seed, round, **kwargs):
+def reinit_arm(
+    learn_fn, # () -> a fresh `Learner`
+    masks, # The ticket's `{layer: bool mask}`
+    rewind_state, # The ticket's rewind weights
+    seed, # The run's seed
+    round, # The IMP round (part of the control's seed)
+    **kwargs, # Passed to `fit_ticket`
+):
     "Frankle & Carbin's control: the ticket's masks on fresh random initial values"
     return fit_ticket(learn_fn, masks, None, init_seed=seed + 1_000_003, seed=seed, **kwargs)[1]
 
-def random_mask_arm(learn_fn, masks, rewind_state, seed, round, **kwargs):
+def random_mask_arm(
+    learn_fn, # () -> a fresh `Learner`
+    masks, # The ticket's `{layer: bool mask}`
+    rewind_state, # The ticket's rewind weights
+    seed, # The run's seed
+    round, # The IMP round (part of the control's seed)
+    **kwargs, # Passed to `fit_ticket`
+):
     "The ticket's number of weights per layer at random positions, from the ticket's rewind weights"
     return fit_ticket(learn_fn, random_masks(masks, seed=seed + round), rewind_state, init_seed=seed, seed=seed, **kwargs)[1]
 
@@ -289,21 +319,22 @@ def _check_args(learn_fn, rounds, prune_pct, rewind, epochs, controls, method, g
                            controls=controls, method=method, granularity=granularity, criteria=criteria,
                            layer_rates=layer_rates, layers=layers, out=out)
 
-def find_ticket(learn_fn, # () -> a fresh `Learner` with a metric; seeded by the runner
-                rounds:int=8, # Pruning rounds after the dense round 0
-                prune_pct:float=20, # Percent of the *remaining* weights pruned each round
-                rewind=0, # Rewind point: epochs (int) or '2ep' / '500it'
-                epochs:int=10, # Training epochs per round and arm
-                lr:float=1e-3, # Learning rate of every fit
-                seeds=(0,), # One run per seed
-                controls=('reinit', 'random_mask'), # Control arms (names in `CONTROLS`) trained each round on the ticket's masks
-                method:str='global', # 'global' or 'local' (needed for `layer_rates`)
-                granularity:str='weight', # What is pruned as one unit, see `GRANULARITIES`
-                criteria=large_final, # How weights are ranked, see `CRITERIA`
-                layer_rates:dict|None=None, # {layer name: rate multiplier}, e.g. {'4': 0.5} for the output layer
-                out=None, # Folder for results.csv and tickets; a run with the same folder resumes
-                progress:bool=True # Show a progress bar with the latest accuracy
-               )->pd.DataFrame:
+def find_ticket(
+    learn_fn, # () -> a fresh `Learner` with a metric; seeded by the runner
+    rounds:int=8, # Pruning rounds after the dense round 0
+    prune_pct:float=20, # Percent of the *remaining* weights pruned each round
+    rewind=0, # Rewind point: epochs (int) or '2ep' / '500it'
+    epochs:int=10, # Training epochs per round and arm
+    lr:float=1e-3, # Learning rate of every fit
+    seeds=(0,), # One run per seed
+    controls=('reinit', 'random_mask'), # Control arms (names in `CONTROLS`) trained each round on the ticket's masks
+    method:str='global', # 'global' or 'local' (needed for `layer_rates`)
+    granularity:str='weight', # What is pruned as one unit, see `GRANULARITIES`
+    criteria=large_final, # How weights are ranked, see `CRITERIA`
+    layer_rates:dict|None=None, # {layer name: rate multiplier}, e.g. {'4': 0.5} for the output layer
+    out:str|Path|None=None, # Folder for results.csv and tickets; a run with the same folder resumes
+    progress:bool=True, # Show a progress bar with the latest accuracy
+)->pd.DataFrame:
     "Iterative magnitude pruning with rewinding, controls and seeds; returns one row per round, arm and seed"
     cfg = _check_args(learn_fn, rounds, prune_pct, rewind, epochs, controls, method, granularity, criteria, layer_rates, out)
     cfg.lr = lr
@@ -323,16 +354,22 @@ def find_ticket(learn_fn, # () -> a fresh `Learner` with a metric; seeded by the
     return pd.DataFrame(rows)
 
 # %% ../nbs/07_lottery.ipynb #c031
-def summarize(df:pd.DataFrame, metric:str='final_acc')->pd.DataFrame:
+def summarize(
+    df:pd.DataFrame, # As `find_ticket` returns it
+    metric:str='final_acc', # The column to summarise
+)->pd.DataFrame:
     "Mean and standard deviation of `metric` across seeds, per round and arm"
     g = df.groupby(['round', 'arm'])
     res = g.agg(pct_remaining=('pct_remaining', 'mean'), mean=(metric, 'mean'), std=(metric, 'std'), seeds=('seed', 'nunique'))
     return res.reset_index()
 
 # %% ../nbs/07_lottery.ipynb #c032
-def plot_tickets(df:pd.DataFrame, # As `find_ticket` returns it
-                 metric:str='final_acc', # The column to plot
-                 ax=None, title=None):
+def plot_tickets(
+    df:pd.DataFrame, # As `find_ticket` returns it
+    metric:str='final_acc', # The column to plot
+    ax:Axes|None=None, # Axes to draw on; `None` makes a figure
+    title:str|None=None, # Axes title; `None` for none
+):
     "Accuracy against percent of weights remaining (log x), one line per arm, error bars across seeds"
     import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(figsize=(7, 4.2))

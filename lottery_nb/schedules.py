@@ -14,42 +14,82 @@ __all__ = ['SCHEDULES', 'annealing_no', 'annealing_linear', 'annealing_cos', 'an
            'one_cycle', 'dsd', 'get_schedule']
 
 # %% ../nbs/04_schedules.ipynb #c005
-def annealing_no(start, end, pos):
+def annealing_no(
+    start, # Sparsity at `pos=0`, percent
+    end, # Target sparsity at `pos=1`, percent
+    pos, # Training progress, 0 to 1
+):
     "Hold the sparsity the model already has: $f = s_0$"
     return start
 
-def annealing_linear(start, end, pos):
+def annealing_linear(
+    start, # Sparsity at `pos=0`, percent
+    end, # Target sparsity at `pos=1`, percent
+    pos, # Training progress, 0 to 1
+):
     r"Linear: $f = s_0 + (s_1 - s_0)\,p$"
     return start + (end-start)*pos
 
-def annealing_cos(start, end, pos):
+def annealing_cos(
+    start, # Sparsity at `pos=0`, percent
+    end, # Target sparsity at `pos=1`, percent
+    pos, # Training progress, 0 to 1
+):
     r"Half a cosine, slow at both ends: $f = s_0 + (s_1 - s_0)(1 - \cos \pi p)/2$"
     return start + (end-start)*(1-math.cos(math.pi*pos))/2
 
-def annealing_exp(start, end, pos, alpha=5.):
+def annealing_exp(
+    start, # Sparsity at `pos=0`, percent
+    end, # Target sparsity at `pos=1`, percent
+    pos, # Training progress, 0 to 1
+    alpha=5., # Steepness: larger reaches the target sooner
+):
     r"Exponential approach, fast early: $f = s_0 + (s_1 - s_0)(1 - e^{-\alpha p})/(1 - e^{-\alpha})$"
     return start + (end-start)*(1-math.exp(-alpha*pos))/(1-math.exp(-alpha))
 
 # %% ../nbs/04_schedules.ipynb #c008
-def one_shot(start, end, pos):
+def one_shot(
+    start, # Sparsity at `pos=0`, percent
+    end, # Target sparsity at `pos=1`, percent
+    pos, # Training progress, 0 to 1
+):
     "Jump to the target at once: $f = s_1$"
     return end
 
-def iterative(start, end, pos, n_steps=3):
+def iterative(
+    start, # Sparsity at `pos=0`, percent
+    end, # Target sparsity at `pos=1`, percent
+    pos, # Training progress, 0 to 1
+    n_steps=3, # Number of equal pruning steps
+):
     r"`n_steps` equal steps, the $k$-th at $p = k/n$: $f = s_0 + (s_1 - s_0)\lfloor n p\rfloor / n$"
     return start + (end-start)*math.floor(pos*n_steps + 1e-9)/n_steps
 
 # %% ../nbs/04_schedules.ipynb #c011
-def agp(start, end, pos):
+def agp(
+    start, # Sparsity at `pos=0`, percent
+    end, # Target sparsity at `pos=1`, percent
+    pos, # Training progress, 0 to 1
+):
     "Automated gradual pruning, cubic: $f = s_1 + (s_0 - s_1)(1 - p)^3$"
     return end + (start-end)*(1-pos)**3
 
-def one_cycle(start, end, pos, alpha=14., beta=6.):
+def one_cycle(
+    start, # Sparsity at `pos=0`, percent
+    end, # Target sparsity at `pos=1`, percent
+    pos, # Training progress, 0 to 1
+    alpha=14., # Steepness of the S-curve
+    beta=6., # Where it is steepest: at p = beta/alpha
+):
     "A logistic S-curve rescaled to hit both ends: slow, fast, slow"
     sig = lambda p: 1/(1+math.exp(-alpha*p+beta))
     return start + (end-start)*(sig(pos)-sig(0))/(sig(1)-sig(0))
 
-def dsd(start, end, pos):
+def dsd(
+    start, # Sparsity at `pos=0`, percent
+    end, # Target sparsity at `pos=1`, percent
+    pos, # Training progress, 0 to 1
+):
     "Dense-sparse-dense: up to the target by $p = 0.5$, back down to the start by $p = 1$"
     return annealing_cos(start, end, 2*pos) if pos < 0.5 else annealing_cos(end, start, 2*pos-1)
 

@@ -56,12 +56,18 @@ def bottom_k(s:Tensor, # 1-d scores
 # %% ../nbs/03_sparsifier.ipynb #c010
 def _n_pruned(n, sparsity): return round(sparsity/100 * n)
 
-def local(scores:list, sparsity)->list:
+def local(
+    scores:list, # Per-unit scores of each layer
+    sparsity:float|list, # Percent pruned in every layer, or a list of one per layer
+)->list:
     "Prune the same share of units in every layer (or, given a list, each layer's own share)"
     sps = sparsity if is_listy(sparsity) else [sparsity]*len(scores)
     return [bottom_k(s.flatten(), _n_pruned(s.numel(), sp)).view(s.shape) for s,sp in zip(scores, sps)]
 
-def global_(scores:list, sparsity:float)->list:
+def global_(
+    scores:list, # Per-unit scores of each layer
+    sparsity:float, # Percent of all units pruned
+)->list:
     "Prune the lowest-scoring units across all layers together"
     flat = torch.cat([s.flatten() for s in scores])
     pruned = bottom_k(flat, _n_pruned(flat.numel(), sparsity))
@@ -70,7 +76,9 @@ def global_(scores:list, sparsity:float)->list:
 METHODS = {'local': local, 'global': global_}
 
 # %% ../nbs/03_sparsifier.ipynb #c013
-def check_sparsity(sparsity)->float:
+def check_sparsity(
+    sparsity:float, # Percent, 0 to 100
+)->float:
     "`sparsity` as a float in [0, 100], or a clear error"
     if isinstance(sparsity, bool) or not isinstance(sparsity, numbers.Real):
         raise TypeError(f"sparsity must be a number of percent in [0, 100], got {sparsity!r}")
@@ -78,7 +86,9 @@ def check_sparsity(sparsity)->float:
         raise ValueError(f"sparsity must be a percent in [0, 100] (50 means half the weights), got {sparsity!r}")
     return float(sparsity)
 
-def get_method(method:str)->callable:
+def get_method(
+    method:str, # 'local' or 'global', or one of `METHODS`' functions
+)->callable:
     "Look up a method by name (or pass one of `METHODS` through), with an error that lists the valid ones"
     return lookup(METHODS, method, 'method')
 
@@ -89,7 +99,7 @@ class Sparsifier:
                  granularity:str='weight', # What is removed as one unit: 'weight', 'vector', 'kernel' or 'filter'
                  method:str='local', # 'local' (same sparsity in every layer) or 'global' (one ranking)
                  criteria=large_final, # A name from `CRITERIA` or a function f(w, w0) -> score, high is kept
-                 layer_type=PRUNABLE # The layer classes whose weight is pruned
+                 layer_type:tuple=PRUNABLE # The layer classes whose weight is pruned
                 ):
         self.granularity,self.method = get_granularity(granularity),get_method(method)
         self.criteria,self.layer_type = get_criteria(criteria),check_layer_type(layer_type)

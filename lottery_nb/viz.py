@@ -28,8 +28,15 @@ __all__ = ['BG', 'NODE', 'EDGE', 'STEPS', 'schedule_curve', 'reset_points', 'plo
            'thin_frames', 'animate_masks', 'save_gif']
 
 # %% ../nbs/08_viz.ipynb #c006
-def schedule_curve(sched_func, sparsity:float, start_epoch:float=0, end_epoch:float|None=None, n_epoch:int=10,
-                   start:float=0., n_points:int=400):
+def schedule_curve(
+    sched_func, # A schedule f(start, end, pos)
+    sparsity:float, # Target sparsity, percent
+    start_epoch:float=0, # Epoch the schedule starts at
+    end_epoch:float|None=None, # Epoch it reaches the target; `None`: the end
+    n_epoch:int=10, # Epochs of the fit
+    start:float=0., # Sparsity at the start, percent
+    n_points:int=400, # Samples (batches) over the fit
+):
     "Epochs and scheduled sparsity, sampled like the callback samples it (after each of `n_points` batches)"
     end_epoch = n_epoch if end_epoch is None else end_epoch
     es = np.linspace(0, n_epoch, n_points+1)[1:]
@@ -37,7 +44,10 @@ def schedule_curve(sched_func, sparsity:float, start_epoch:float=0, end_epoch:fl
     ys = np.array([start if e <= start_epoch else float(sched_func(start, sparsity, p)) for e,p in zip(es, pos)])
     return np.concatenate([[0], es]), np.concatenate([[start], ys])
 
-def reset_points(es, ys):
+def reset_points(
+    es, # Epochs, as `schedule_curve` gives them
+    ys, # Sparsities at those epochs
+):
     "Where `reset='lth'` would rewind: the first sample after each change at which the schedule holds still"
     res, pending = [], False
     for i in range(1, len(ys)):
@@ -47,11 +57,17 @@ def reset_points(es, ys):
     return res
 
 # %% ../nbs/08_viz.ipynb #c007
-def plot_schedule(sched_func, # A schedule f(start, end, pos), or a list of them
-                  sparsity:float=80, # Target sparsity, percent
-                  start_epoch:float=0, end_epoch:float|None=None, n_epoch:int=10,
-                  reset:bool=False, # Mark where `reset='lth'` would rewind
-                  ax=None, label=None, **kwargs):
+def plot_schedule(
+    sched_func, # A schedule f(start, end, pos), or a list of them
+    sparsity:float=80, # Target sparsity, percent
+    start_epoch:float=0, # Epoch the schedule starts at
+    end_epoch:float|None=None, # Epoch it reaches the target; `None`: the end
+    n_epoch:int=10, # Epochs of the fit
+    reset:bool=False, # Mark where `reset='lth'` would rewind
+    ax:plt.Axes|None=None, # Axes to draw on; `None` makes a figure
+    label:str|None=None, # Legend label; `None`: the function's name
+    **kwargs, # Passed to `ax.plot`
+):
     "Plot scheduled sparsity against epochs; returns the axes"
     if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
     for f in listify(sched_func):
@@ -67,7 +83,10 @@ def plot_schedule(sched_func, # A schedule f(start, end, pos), or a list of them
 
 # %% ../nbs/08_viz.ipynb #c010
 @patch
-def plot(self:SparsifyCallback, ax=None):
+def plot(
+    self:SparsifyCallback,
+    ax:plt.Axes|None=None, # Axes to draw on; `None` makes a figure
+):
     "Scheduled and achieved sparsity per batch, with prune (|) and reset (v) events; returns the axes"
     if ax is None: _, ax = plt.subplots(figsize=(6.5, 3.5))
     h = self.history
@@ -87,7 +106,10 @@ def _png(fig):
 
 class ScheduleExplorer(W.VBox):
     "An ipywidgets view of `plot_schedule` with a schedule dropdown, sliders and an LTH reset toggle"
-    def __init__(self, n_epoch=10):
+    def __init__(
+        self,
+        n_epoch=10, # Epochs on the x axis
+    ):
         st = dict(description_width='initial')
         self.schedule = W.Dropdown(options=[n for n in SCHEDULES if n != 'annealing_no'], value='annealing_cos', description='schedule')
         self.sparsity = W.IntSlider(value=80, min=0, max=99, description='sparsity %', style=st)   # a float slider echoes 80.00000000000001 back
@@ -107,7 +129,10 @@ class ScheduleExplorer(W.VBox):
         f = SCHEDULES[self.schedule.value]
         return partial(f, n_steps=self.n_steps.value) if f is iterative else f
 
-    def redraw(self, *_):
+    def redraw(
+        self,
+        *_, # Ignored: the change event of a control
+    ):
         "Redraw the plot from the current values of the controls"
         start = max(self.start_epoch.value, self.rewind.value)
         end = max(self.end_epoch.value, start+1)
@@ -127,12 +152,18 @@ class ScheduleExplorer(W.VBox):
         b['image/png'] = base64.b64encode(_png(self.fig)).decode()
         return b
 
-def schedule_explorer(n_epoch:int=10)->ScheduleExplorer:
+def schedule_explorer(
+    n_epoch:int=10, # Epochs on the x axis
+)->ScheduleExplorer:
     "An interactive plot of the sparsity schedules, with the LTH resets marked"
     return ScheduleExplorer(n_epoch)
 
 # %% ../nbs/08_viz.ipynb #c017
-def plot_layer_sparsity(model:nn.Module, ax=None, layer_type=PRUNABLE):
+def plot_layer_sparsity(
+    model:nn.Module, # Any model
+    ax:plt.Axes|None=None, # Axes to draw on; `None` makes a figure
+    layer_type:tuple=PRUNABLE, # The layer classes whose weights count (`PRUNABLE`: Conv1d/2d/3d and Linear)
+):
     "Bar chart of the percent of zero weights in each prunable layer, with the overall value as a line"
     if ax is None: _, ax = plt.subplots(figsize=(6, 3))
     df = sparsity_report(model, layer_type)
@@ -143,18 +174,23 @@ def plot_layer_sparsity(model:nn.Module, ax=None, layer_type=PRUNABLE):
     ax.set(ylabel='sparsity (%)', ylim=(0, 100), title='Sparsity per layer'); ax.legend(fontsize=8)
     return ax
 
-def plot_weight_hist(model:nn.Module, bins:int=60, layer_type=PRUNABLE):
+def plot_weight_hist(
+    model:nn.Module, # A model with masks
+    bins:int=60, # Histogram bins
+    layer_type:tuple=PRUNABLE, # The layer classes whose weights count (`PRUNABLE`: Conv1d/2d/3d and Linear)
+):
     "Histograms of |w| of the surviving weights per layer, the smallest kept magnitude marked; returns the figure"
     ls = prunable_layers(model, layer_type)
-    n = len(ls); cols = min(n, 3); rows = math.ceil(n/cols)
-    fig, axs = plt.subplots(rows, cols, figsize=(3.2*cols, 2.4*rows), squeeze=False)
+    n = len(ls); cols = min(n, 2); rows = math.ceil(n/cols)
+    fig, axs = plt.subplots(rows, cols, figsize=(3.6*cols, 2.7*rows), squeeze=False)   # about 720 px wide: shown at its own size
     for ax,(name,m) in zip(axs.flat, ls.items()):
         w = m.weight.detach().abs().flatten().cpu()
         kept = w[w > 0]
         ax.hist(kept.numpy(), bins=bins, color='C0')
         if len(kept) < len(w): ax.axvline(kept.min().item(), color='C3', ls='--', label=f'threshold {kept.min().item():.3g}')
-        ax.set(title=f'{name} ({type(m).__name__}): {100*(1-len(kept)/len(w)):.0f}% pruned', xlabel='|w|'); ax.title.set_fontsize(8)
-        if len(kept) < len(w): ax.legend(fontsize=7)
+        ax.set(title=f'{name} ({type(m).__name__}): {100*(1-len(kept)/len(w)):.0f}% pruned', xlabel='|w|'); ax.title.set_fontsize(10)
+        ax.tick_params(labelsize=9)
+        if len(kept) < len(w): ax.legend(fontsize=9)
     for ax in list(axs.flat)[n:]: ax.axis('off')
     fig.tight_layout()
     return fig
@@ -165,7 +201,11 @@ def _grid(w):
     o, i = w.shape[:2]; k = w.reshape(o, i, w.shape[2], -1)
     return k.permute(0, 2, 1, 3).reshape(o*k.shape[2], i*k.shape[3])
 
-def show_mask(layer:nn.Module, ax=None, cmap='magma'):
+def show_mask(
+    layer:nn.Module, # A masked layer
+    ax:plt.Axes|None=None, # Axes to draw on; `None` makes a figure
+    cmap='magma', # A matplotlib colormap for |w|
+):
     "One layer's |weights| as an image (kernels or rows in a grid), pruned weights black; returns the axes"
     if ax is None: _, ax = plt.subplots(figsize=(5, 4))
     w = layer.weight.detach().abs().cpu()
@@ -195,10 +235,13 @@ def _linear_pairs(model_or_pairs):
 
 def _sample(n, k): return np.unique(np.linspace(0, n-1, min(n, k)).round().astype(int))
 
-def draw_network(model, # An MLP, or a list of (weight, mask) pairs
-                 ax=None, max_units:int=8, # At most this many units drawn per layer
-                 wmax:float|None=None, # |w| drawn at full width; default the largest |w| shown
-                 max_width:float=4.):
+def draw_network(
+    model, # An MLP, or a list of (weight, mask) pairs
+    ax:plt.Axes|None=None, # Axes to draw on; `None` makes a figure
+    max_units:int=8, # At most this many units drawn per layer
+    wmax:float|None=None, # |w| drawn at full width; default the largest |w| shown
+    max_width:float=4., # Line width of the largest |w|, in points
+):
     "Draw an MLP as a node-link diagram in the blog's style; returns the axes"
     pairs = _linear_pairs(model)
     if ax is None: _, ax = plt.subplots(figsize=(4, 4))
@@ -226,7 +269,12 @@ STEPS = {'init': '1. Initialize a network', 'train': '2. Train the network', 'pr
 class MaskRecorder(Callback):
     "Record weights and masks of `layers` (names; default all masked layers) at init, while training, at prunes and resets"
     order = SparsifyCallback.order + 1
-    def __init__(self, layers=None, every:int=4): self.layer_names,self.every,self.frames = layers,every,[]
+    def __init__(
+        self,
+        layers:list|None=None, # Names of the layers to record; `None` records every masked layer
+        every:int=4, # Record a frame every `every` batches
+    ):
+        self.layer_names,self.every,self.frames = layers,every,[]
     def _cb(self): return next((c for c in self.learn.cbs if isinstance(c, SparsifyCallback)), None)
     def _grab(self, kind):
         cb = self._cb()
@@ -256,7 +304,10 @@ class MaskRecorder(Callback):
         for e in self._events(): self._grab(e)
 
 # %% ../nbs/08_viz.ipynb #c029
-def thin_frames(frames:list, max_frames:int|None=None)->list:
+def thin_frames(
+    frames:list, # A `MaskRecorder`'s frames
+    max_frames:int|None=None, # At most this many; `None` keeps all
+)->list:
     "At most `max_frames` frames: every init, prune and reset frame, and evenly spaced training frames"
     if not max_frames or len(frames) <= max_frames: return list(frames)
     key = [i for i,f in enumerate(frames) if f['kind'] != 'train']
@@ -265,15 +316,17 @@ def thin_frames(frames:list, max_frames:int|None=None)->list:
     keep = set(key) | ({train[round(j*(len(train)-1)/max(n-1, 1))] for j in range(n)} if train and n else set())
     return [f for i,f in enumerate(frames) if i in keep]
 
-def animate_masks(rec, # A `MaskRecorder`, or its list of frames
-                  view:str='network', # 'network' or 'heatmap'
-                  size:float=4., # Figure side, inches
-                  dpi:int=75, max_units:int=8,
-                  hold:int=3, # Repeat prune and reset frames this many times
-                  crop:int=48, # Heatmaps show the top-left `crop` x `crop` cells, so single weights stay visible
-                  interval:int=250, # Milliseconds per frame
-                  max_frames:int|None=None # Keep at most this many recorded frames: every init, prune and reset, and evenly spaced training frames
-                 )->animation.FuncAnimation:
+def animate_masks(
+    rec, # A `MaskRecorder`, or its list of frames
+    view:str='network', # 'network' or 'heatmap'
+    size:float=4., # Figure side, inches
+    dpi:int=75, # Dots per inch of each frame
+    max_units:int=8, # Units drawn per layer in the network view
+    hold:int=3, # Repeat prune and reset frames this many times
+    crop:int=48, # Heatmaps show the top-left `crop` x `crop` cells, so single weights stay visible
+    interval:int=250, # Milliseconds per frame
+    max_frames:int|None=None, # Keep at most this many recorded frames: every init, prune and reset, and evenly spaced training frames
+)->animation.FuncAnimation:
     "An animation of the recorded frames, captioned with the LTH step, epoch and sparsity"
     if view not in ('network', 'heatmap'): raise ValueError(f"view must be 'network' or 'heatmap', got {view!r}")
     frames = rec.frames if isinstance(rec, MaskRecorder) else rec
@@ -307,7 +360,11 @@ def animate_masks(rec, # A `MaskRecorder`, or its list of frames
     plt.close(fig)
     return anim
 
-def save_gif(anim:animation.FuncAnimation, path, fps:int=4):
+def save_gif(
+    anim:animation.FuncAnimation, # As `animate_masks` returns it
+    path, # The `.gif` file to write
+    fps:int=4, # Frames per second
+):
     "Save an animation as a GIF with the pillow writer; returns the path"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     anim.save(path, writer='pillow', fps=fps, savefig_kwargs=dict(facecolor=BG))

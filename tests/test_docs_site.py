@@ -2,7 +2,7 @@
 
 Chromium is set-up work, not test work: `tools/setup_system.sh` installs it (and .ci/run calls that script). When it
 is missing these tests fail and say how to install it. Screenshots of three pages go to $LOTTERY_SCREENSHOTS (default: the test's temporary folder)."""
-import functools, http.server, os, shutil, subprocess, sys, threading
+import functools, http.server, os, re, shutil, subprocess, sys, threading
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 import pytest
@@ -60,8 +60,12 @@ def test_site_has_every_page(site):
                  'data', 'cli', 'tutorial.lottery', 'tutorial.imp']:
         assert f'{name}.html' in pages, f'{name}.html is missing from {pages}'
 
+def _ids(path):
+    "The ids a page's anchors can point at"
+    return set(re.findall(r'\bid="([^"]+)"', path.read_text()))
+
 def test_pages_load_links_resolve_images_load(site, base, browser):
-    problems = []
+    problems, ids = [], {}
     for name in _pages(site):
         page, errors = _open(browser, base + name)
         problems += [f'{name}: console: {e}' for e in errors]
@@ -70,7 +74,10 @@ def test_pages_load_links_resolve_images_load(site, base, browser):
             if u.hostname != '127.0.0.1' or not u.path: continue
             target = site/u.path.lstrip('/')
             if target.is_dir(): target = target/'index.html'
-            if not target.exists(): problems.append(f'{name}: broken link {href}')
+            if not target.exists(): problems.append(f'{name}: broken link {href}'); continue
+            if u.fragment and target.suffix == '.html':
+                if target not in ids: ids[target] = _ids(target)
+                if u.fragment not in ids[target]: problems.append(f'{name}: broken anchor {href}')
         for src, w in page.eval_on_selector_all('img', 'els => els.map(e => [e.getAttribute("src"), e.naturalWidth])'):
             if not w: problems.append(f'{name}: image {src} did not load')
         page.close()
@@ -122,3 +129,58 @@ def test_screenshots(base, browser, tmp_path):
         page.screenshot(path=str(out/(name[:-5] + '.png')), full_page=False)
         page.close()
         assert (out/(name[:-5] + '.png')).stat().st_size > 10_000
+
+API_PAGES = ['core', 'granularity', 'criteria', 'sparsifier', 'schedules', 'callback', 'lottery', 'viz', 'data', 'models']
+
+def _doc_links(page):
+    "Links whose text is a name in code (what nbdev makes of a backticked name), to an anchor on this site"
+    return page.eval_on_selector_all('a[href] > code', 'els => els.map(e => [e.parentElement.getAttribute("href"), e.innerText])')
+
+@pytest.mark.parametrize('name', API_PAGES + ['tutorial.lottery', 'tutorial.imp', 'index'])
+def test_names_link_to_their_docs(base, browser, name):
+    page, _ = _open(browser, base + name + '.html')
+    links = [(h, t) for h, t in _doc_links(page) if '#' in h and urlparse(urljoin(base + name + '.html', h)).hostname == '127.0.0.1']
+    page.close()
+    assert links, f'no name on {name}.html links to its docs: is strip_libs set in [tool.nbdev]?'
+
+def test_site_is_linked_up(site):
+    "Hundreds of names in backticks on the site are links to their docs (there were none before strip_libs was set)"
+    n = sum(len(re.findall(r'<a href="[^"]*#[^"]*"[^>]*><code>', p.read_text())) for p in site.glob('*.html'))
+    assert n > 200, n
+
+def test_every_api_entry_has_a_source_link_to_its_definition(site, base, browser):
+    "Each show_doc entry links to GitHub, at the line where the name is defined in lottery_nb/"
+    problems, n = [], 0
+    for name in API_PAGES:
+        page, _ = _open(browser, base + name + '.html')
+        entries = page.eval_on_selector_all('.cell-output-markdown', """els => els.filter(e => e.querySelector('h3[id], h4[id]') && e.querySelector('pre'))
+            .map(e => [e.querySelector('h3[id], h4[id]').innerText, [...e.querySelectorAll('a')].filter(a => a.innerText.trim() == 'source').map(a => a.href)])""")
+        page.close()
+        for title, srcs in entries:
+            n += 1
+            if len(srcs) != 1: problems.append(f'{name}.html: {title} has {len(srcs)} source links'); continue
+            m = re.match(r'https://github.com/lottery-nb/lottery-nb/blob/main/(lottery_nb/\w+\.py)#L(\d+)$', srcs[0])
+            if not m: problems.append(f'{name}.html: {title}: bad source link {srcs[0]}'); continue
+            lines = (root/m.group(1)).read_text().splitlines()[int(m.group(2))-1:int(m.group(2))+2]
+            short = title.split('.')[-1]
+            if not any(re.match(rf'\s*(def|class) {re.escape(short)}\b|\s*{re.escape(short)}\s*=|\s*@', l) for l in lines):
+                problems.append(f'{name}.html: {title}: {srcs[0]} points at {lines[:1]}')
+    assert n > 60 and not problems, (n, problems)
+
+def test_parameters_are_described(base, browser):
+    "The main entries show a parameter table, and no description is hidden off the side of the page"
+    page, _ = _open(browser, base + 'callback.html')
+    rows = page.eval_on_selector_all('#sparsifycallback ~ table tr, .cell-output-markdown table tr', 'els => els.map(e => e.innerText)')
+    wide = page.eval_on_selector_all('.cell-output-markdown pre', 'els => els.filter(e => e.scrollWidth > e.clientWidth + 2).length')
+    page.close()
+    assert any(r.startswith('sched_func') for r in rows) and any(r.startswith('rewind') for r in rows), rows[:5]
+    assert wide == [] or wide == 0, f'{wide} signatures scroll sideways at 1280 px'
+
+def test_navbar_links_the_repository_and_home_links_the_tutorials(base, browser):
+    page, _ = _open(browser, base + 'index.html')
+    nav = page.eval_on_selector_all('nav a[href]', 'els => els.map(e => e.getAttribute("href"))')
+    tut = page.eval_on_selector_all('main a[href]', 'els => els.map(e => [e.getAttribute("href"), e.innerText])')
+    page.close()
+    assert 'https://github.com/lottery-nb/lottery-nb' in nav, nav
+    for href in ['tutorial.lottery.html', 'tutorial.imp.html']:
+        assert any(h == href and 'Tutorial' in t for h, t in tut), (href, tut)

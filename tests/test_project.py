@@ -12,10 +12,17 @@ def test_readme_in_sync():
     r = subprocess.run([sys.executable, str(root/'tools'/'readme.py'), '--check'], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 
-def test_readme_opens_with_the_two_commands():
-    first, second = _sh_blocks()[:2]
-    assert first == 'pip install -e . && lottery_nb'
-    assert '\n' not in second and 'pip install -e ".[dev]"' in second and 'nbdev-test' in second and 'pytest' in second
+def test_readme_install_and_test_commands():
+    "The first command installs from the repository (what a reader of the website can run); a clone installs with -e"
+    import tomllib
+    repo = tomllib.loads((root/'pyproject.toml').read_text())['project']['urls']['Repository']
+    blocks = _sh_blocks()
+    assert blocks[0] == f'pip install git+{repo} && lottery_nb', blocks[0]
+    assert 'pip install -e . && lottery_nb' in blocks
+    second = [b for b in blocks if 'nbdev-test' in b]
+    assert len(second) == 1, blocks
+    second = second[0]
+    assert '\n' not in second and 'pip install -e ".[dev]"' in second and 'pytest' in second
     ci = (root/'.ci'/'run').read_text()
     assert second in ci, f'.ci/run does not run the README test command {second!r}'
 

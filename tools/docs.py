@@ -79,6 +79,20 @@ def _offline(site):
         rel = Path(*(['..'] * (len(p.relative_to(site).parts) - 1)), 'site_libs', 'katex').as_posix()
         p.write_text(p.read_text().replace(KATEX_CDN, rel))
 
+def doc_url():
+    "The published site's address, from [project.urls] Documentation (nbdev's doc links point there)"
+    import tomllib
+    return tomllib.loads((root/'pyproject.toml').read_text())['project']['urls']['Documentation'].rstrip('/') + '/'
+
+def _local_links(site):
+    "Make nbdev's doc links (absolute, to the published site) relative, so this site links within itself"
+    url = doc_url()
+    for p in site.rglob('*.html'):
+        txt = p.read_text()
+        if url in txt:
+            rel = '../' * (len(p.relative_to(site).parts) - 1)
+            p.write_text(txt.replace(f'href="{url}', f'href="{rel}'))
+
 def render(out=root/'docs'):
     "nbdev-proc-nbs, rename pages as nbdev names them, smalldocs render, move the site to `out`"
     shutil.rmtree(proc, ignore_errors=True)
@@ -97,12 +111,13 @@ def render(out=root/'docs'):
     for p in list(proc.glob('*.ipynb')) + [proc/'sidebar.yml']:
         txt = p.read_text()
         for old, new in names.items():
-            txt = txt.replace(f'](/{old}', f']({new[:-6]}.html').replace(f']({old}', f']({new[:-6]}.html').replace(f'- {old}', f'- {new}')
+            txt = txt.replace(f'](/{old}', f']({new[:-6]}.html').replace(f']({old}', f']({new[:-6]}.html').replace(f'- {old}', f'- {new}').replace(f'href: {old}', f'href: {new}')
         p.write_text(txt)
     exe = Path(sys.executable).parent/'smalldocs'
     subprocess.run([str(exe) if exe.exists() else 'smalldocs', 'render', '--quiet', str(proc)], cwd=root, check=True)
     site = proc/'docs'
     _offline(site)
+    _local_links(site)
     out = Path(out)
     shutil.rmtree(out, ignore_errors=True)
     shutil.move(str(site), str(out))
