@@ -3,7 +3,7 @@
 python tools/readme.py          # write README.md
 python tools/readme.py --check  # exit 1 if README.md is not what nbs/index.ipynb gives
 Hidden cells are left out, `#|` directives are stripped, and text outputs are kept as code blocks."""
-import json, sys
+import json, re, sys
 from pathlib import Path
 
 root = Path(__file__).resolve().parent.parent
@@ -12,10 +12,11 @@ HEADER = "<!-- Generated from nbs/index.ipynb by tools/readme.py: edit the noteb
 def _src(c): return ''.join(c['source']) if isinstance(c['source'], list) else c['source']
 
 def _out(o):
-    if o['output_type'] == 'stream': return ''.join(o['text'])
+    if o['output_type'] == 'stream': return None if o.get('name') == 'stderr' else ''.join(o['text'])
     d = o.get('data', {})
     if 'text/markdown' in d: return None
-    return ''.join(d.get('text/plain', '')) or None
+    txt = ''.join(d.get('text/plain', ''))
+    return None if txt.startswith('<IPython.core.display.') else (txt or None)   # HTML progress tables have no text form
 
 def render(nb_path=root/'nbs'/'index.ipynb'):
     nb, parts = json.loads(Path(nb_path).read_text()), []
@@ -29,7 +30,14 @@ def render(nb_path=root/'nbs'/'index.ipynb'):
         for o in c.get('outputs', []):
             t = _out(o)
             if t and t.strip(): parts.append(f"```\n{t.rstrip()}\n```")
-    return HEADER + '\n\n'.join(parts).replace('](images/', '](nbs/images/') + '\n'
+    txt = '\n\n'.join(parts).replace('](images/', '](nbs/images/')
+    return HEADER + _site_links(txt) + '\n'
+
+def _site_links(txt):
+    "Links to pages of the site (`cli.html`) point at the published site, since GitHub shows README.md outside it"
+    import tomllib
+    url = tomllib.loads((root/'pyproject.toml').read_text())['project']['urls']['Documentation'].rstrip('/')
+    return re.sub(r'\]\((?!https?:|#)([\w.-]+\.html(?:#[\w.-]*)?)\)', lambda m: f']({url}/{m.group(1)})', txt)
 
 if __name__ == '__main__':
     txt, dest = render(), root/'README.md'
