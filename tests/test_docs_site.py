@@ -57,7 +57,7 @@ def _open(browser, url):
 def test_site_has_every_page(site):
     pages = _pages(site)
     for name in ['index', 'core', 'granularity', 'criteria', 'sparsifier', 'schedules', 'callback', 'lottery', 'viz',
-                 'data', 'cli', 'tutorial.lottery', 'tutorial.imp']:
+                 'data', 'cli', 'export', 'tutorial.lottery', 'tutorial.imp']:
         assert f'{name}.html' in pages, f'{name}.html is missing from {pages}'
 
 def _ids(path):
@@ -130,7 +130,7 @@ def test_screenshots(base, browser, tmp_path):
         page.close()
         assert (out/(name[:-5] + '.png')).stat().st_size > 10_000
 
-API_PAGES = ['core', 'granularity', 'criteria', 'sparsifier', 'schedules', 'callback', 'lottery', 'viz', 'data', 'models']
+API_PAGES = ['core', 'granularity', 'criteria', 'sparsifier', 'schedules', 'callback', 'lottery', 'viz', 'export', 'data', 'models']
 
 def _doc_links(page):
     "Links whose text is a name in code (what nbdev makes of a backticked name), to an anchor on this site"
