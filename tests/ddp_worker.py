@@ -56,5 +56,6 @@ def main(out, bn):
                            events=[e['event'] for e in cb.events], sparsity=cb.sparsifier.pruned_pct),
                       open(Path(out)/'result.json', 'w'))
             torch.save(init, Path(out)/'init_rank0.pt')
+        dist.barrier()   # leave together: a rank that tears the process group down while the other still works aborts
 
 if __name__ == '__main__': main(sys.argv[1], sys.argv[2] == 'bn')

@@ -33,7 +33,7 @@ def test_bad_options_one_line(tmp_path, args, msg):
     assert msg in r.stderr
 
 def test_ctrl_c_keeps_finished_rounds_and_resumes(tmp_path):
-    p = subprocess.Popen(EXE + ['--rounds', '3', '--epochs', '2', '--seeds', '1', '--no-progress', '--out', str(tmp_path)],
+    p = subprocess.Popen(EXE + ['--rounds', '6', '--epochs', '2', '--seeds', '1', '--no-progress', '--out', str(tmp_path)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     csv = tmp_path/'results.csv'
     t0 = time.time()
@@ -44,8 +44,8 @@ def test_ctrl_c_keeps_finished_rounds_and_resumes(tmp_path):
     assert p.returncode == 130 and 'resume' in err and 'Traceback' not in err
     done = pd.read_csv(csv)
     assert len(done) >= 4
-    r = run('--rounds', '3', '--epochs', '2', '--seeds', '1', '--no-progress', '--out', str(tmp_path))
+    r = run('--rounds', '6', '--epochs', '2', '--seeds', '1', '--no-progress', '--out', str(tmp_path))
     assert r.returncode == 0, r.stderr
     final = pd.read_csv(csv)
-    assert len(final) == 1 + 3*3
+    assert len(final) == 1 + 6*3
     pd.testing.assert_frame_equal(final.iloc[:len(done)].reset_index(drop=True), done)   # finished rounds kept, not redone
