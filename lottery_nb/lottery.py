@@ -30,7 +30,8 @@ from .callback import SparsifyCallback
 
 # %% auto #0
 __all__ = ['CONTROLS', 'ARMS', 'ARM_STYLES', 'parse_rewind', 'RewindPoint', 'round_sparsity', 'random_masks', 'save_ticket',
-           'load_ticket', 'fit_ticket', 'reinit_arm', 'random_mask_arm', 'find_ticket', 'summarize', 'plot_tickets']
+           'load_ticket', 'fit_ticket', 'reinit_arm', 'random_mask_arm', 'find_ticket', 'summarize', 'plot_tickets',
+           'mask_overlap', 'overlap_matrix', 'plot_overlap']
 
 # %% ../nbs/07_lottery.ipynb #c006
 def parse_rewind(rewind, # An int (epochs), or a string like '2ep' or '500it'
@@ -387,4 +388,52 @@ def plot_tickets(
     ax.set(xlabel='% of weights remaining (log scale)', ylabel=metric.replace('_acc', ' accuracy').replace('_', ' '),
            title=title or f"Iterative magnitude pruning, {s.seeds.max()} seed(s)")
     ax.grid(alpha=0.3); ax.legend(fontsize=8)
+    return ax
+
+# %% ../nbs/07_lottery.ipynb #c035b
+def mask_overlap(
+    a:dict, # A ticket's `{layer: bool mask}` (as `get_masks` gives it)
+    b:dict, # Another ticket's masks, for the same architecture
+)->pd.DataFrame:
+    "Per-layer and total Jaccard similarity of the weights `a` and `b` keep, beside its value for random masks of the same sizes"
+    if set(a) != set(b):
+        raise ValueError(f"the tickets mask different layers: only in the first {sorted(set(a) - set(b))}, "
+                         f"only in the second {sorted(set(b) - set(a))}")
+    rows = {}
+    for k in a:
+        x, y = a[k].bool().cpu(), b[k].bool().cpu()
+        if x.shape != y.shape: raise ValueError(f"layer {k!r}: mask shapes {tuple(x.shape)} and {tuple(y.shape)} differ")
+        rows[k] = dict(weights=x.numel(), kept_a=int(x.sum()), kept_b=int(y.sum()), kept_both=int((x & y).sum()))
+    df = pd.DataFrame.from_dict(rows, orient='index')
+    df.loc['total'] = df.sum()
+    union = df.kept_a + df.kept_b - df.kept_both
+    both_at_random = df.kept_a * df.kept_b / df.weights   # expected overlap of random masks of these sizes
+    df['jaccard'] = (df.kept_both / union.where(union > 0)).fillna(1.0)
+    df['chance'] = (both_at_random / (df.kept_a + df.kept_b - both_at_random)).fillna(1.0)
+    return df
+
+# %% ../nbs/07_lottery.ipynb #c035f
+def overlap_matrix(
+    tickets:dict, # `{name: masks}`, e.g. one ticket per seed or per round
+)->pd.DataFrame:
+    "Total Jaccard similarity of every pair of `tickets`"
+    names = list(tickets)
+    return pd.DataFrame([[mask_overlap(tickets[i], tickets[j]).loc['total', 'jaccard'] for j in names] for i in names],
+                        index=names, columns=names)
+
+def plot_overlap(
+    tickets:dict, # `{name: masks}`, e.g. one ticket per seed or per round
+    ax:Axes|None=None, # Axes to draw on; `None` makes a figure
+):
+    "Heatmap of `overlap_matrix(tickets)`, with the values written in; returns the axes"
+    import matplotlib.pyplot as plt
+    m = overlap_matrix(tickets)
+    if ax is None: _, ax = plt.subplots(figsize=(1.2 + 0.9*len(m), 0.8 + 0.8*len(m)))
+    im = ax.imshow(m.values, vmin=0, vmax=1, cmap='viridis')
+    ax.set_xticks(range(len(m)), m.columns, rotation=30, ha='right'); ax.set_yticks(range(len(m)), m.index)
+    for i in range(len(m)):
+        for j in range(len(m)):
+            ax.text(j, i, f'{m.values[i, j]:.2f}', ha='center', va='center', color='w' if m.values[i, j] < 0.6 else 'k', fontsize=9)
+    ax.figure.colorbar(im, ax=ax, label='Jaccard of kept weights')
+    ax.set_title('Overlap of the tickets')
     return ax
