@@ -31,7 +31,7 @@ from .callback import SparsifyCallback
 # %% auto #0
 __all__ = ['CONTROLS', 'ARMS', 'ARM_STYLES', 'parse_rewind', 'RewindPoint', 'round_sparsity', 'random_masks', 'save_ticket',
            'load_ticket', 'fit_ticket', 'reinit_arm', 'random_mask_arm', 'find_ticket', 'summarize', 'plot_tickets',
-           'mask_overlap', 'overlap_matrix', 'plot_overlap']
+           'mask_overlap', 'overlap_matrix', 'plot_overlap', 'accuracy_at_init']
 
 # %% ../nbs/07_lottery.ipynb #c006
 def parse_rewind(rewind, # An int (epochs), or a string like '2ep' or '500it'
@@ -437,3 +437,27 @@ def plot_overlap(
     ax.figure.colorbar(im, ax=ax, label='Jaccard of kept weights')
     ax.set_title('Overlap of the tickets')
     return ax
+
+# %% ../nbs/07_lottery.ipynb #c036b
+def accuracy_at_init(
+    learn_fn, # () -> a fresh `Learner` with the metric `metric`
+    masks:dict, # The ticket's `{layer: bool mask}`
+    rewind_state:dict, # The weights to mask: the ticket's rewind weights (its initial values when `rewind=0`)
+    signed_constant:bool=False, # Zhou et al.'s variant: each kept weight becomes sign(w) times the layer's std
+    init_seed:int=0, # Seeds `learn_fn`
+    metric:str='accuracy', # The metric, by name, to return
+)->float:
+    "The validation `metric` of `masks` on `rewind_state`, without any training"
+    set_seed(init_seed); learn = learn_fn()
+    names = [getattr(m, 'name', None) for m in learn.metrics]
+    if metric not in names:
+        raise ValueError(f"learn_fn must return a Learner with the metric {metric!r} (e.g. metrics=accuracy); its metrics are {names}")
+    load_model_state(learn.model, rewind_state)
+    if signed_constant:
+        with torch.no_grad():
+            for n in masks:
+                w = learn.model.get_submodule(n).weight
+                w.copy_(torch.sign(w) * w.std())
+    set_masks(learn.model, masks)
+    with learn.no_bar(), learn.no_logging(): res = learn.validate()
+    return float(res[1 + names.index(metric)])

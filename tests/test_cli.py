@@ -33,8 +33,11 @@ def test_bad_options_one_line(tmp_path, args, msg):
     assert msg in r.stderr
 
 def test_ctrl_c_keeps_finished_rounds_and_resumes(tmp_path):
+    # A shell that runs the tests in the background leaves SIGINT ignored, and a child would inherit that: give the
+    # command the default disposition, so Python turns the signal into KeyboardInterrupt as it does in a terminal.
     p = subprocess.Popen(EXE + ['--rounds', '6', '--epochs', '2', '--seeds', '1', '--no-progress', '--out', str(tmp_path)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     csv = tmp_path/'results.csv'
     t0 = time.time()
     while time.time() - t0 < 240 and not (csv.exists() and len(pd.read_csv(csv)) >= 4): time.sleep(0.2)
