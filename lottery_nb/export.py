@@ -106,7 +106,11 @@ def _outputs(model, x):
         with torch.no_grad(): return model(*x) if isinstance(x, tuple) else model(x)
     finally: model.train(was)
 
-def n_params(model:nn.Module)->int: return sum(p.numel() for p in model.parameters())
+def n_params(
+    model:nn.Module, # Any model
+)->int:
+    "Number of parameters of `model` (masked weights count: they are still stored)"
+    return sum(p.numel() for p in model.parameters())
 
 def export_pruned(
     model:nn.Module, # A ticket: a model whose masks (or zero weights) empty whole filters or neurons
