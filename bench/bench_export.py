@@ -21,7 +21,7 @@ from pathlib import Path
 warnings.filterwarnings('ignore')
 import torch
 from torch import nn
-from lottery_nb.core import remove_masks, apply_masks
+from lottery_nb.core import remove_masks
 from lottery_nb.sparsifier import Sparsifier
 from lottery_nb.models import resnet18
 from lottery_nb.export import export_pruned, silence_dead_channels, n_params
@@ -59,7 +59,7 @@ def filter_tickets(pcts, batches, reps, size=64):
         x1 = torch.randn(1, 3, size, size)
         silence_dead_channels(ticket, x1)
         exported = export_pruned(ticket, x1, verbose=False).eval()
-        zeros = deepcopy(ticket); apply_masks(zeros); remove_masks(zeros)
+        zeros = remove_masks(deepcopy(ticket))
         ticket.eval(); zeros.eval()
         for bs in batches:
             x = torch.randn(bs, 3, size, size)

@@ -19,47 +19,64 @@ def large_final(
     w:Tensor, # The weights now (trained)
     w0:Tensor, # The weights at the rewind point (initial)
 )->Tensor:
-    "Keep weights that end large: |w|";  return w.abs()
+    "Keep weights that end large: |w|"
+    return w.abs()
+
 def small_final(
     w:Tensor, # The weights now (trained)
     w0:Tensor, # The weights at the rewind point (initial)
 )->Tensor:
-    "Keep weights that end small: -|w|";  return -w.abs()
+    "Keep weights that end small: -|w|"
+    return -w.abs()
+
 def large_init(
     w:Tensor, # The weights now (trained)
     w0:Tensor, # The weights at the rewind point (initial)
 )->Tensor:
-    "Keep weights that start large: |w0|";  return w0.abs()
+    "Keep weights that start large: |w0|"
+    return w0.abs()
+
 def small_init(
     w:Tensor, # The weights now (trained)
     w0:Tensor, # The weights at the rewind point (initial)
 )->Tensor:
-    "Keep weights that start small: -|w0|";  return -w0.abs()
+    "Keep weights that start small: -|w0|"
+    return -w0.abs()
+
 def large_init_large_final(
     w:Tensor, # The weights now (trained)
     w0:Tensor, # The weights at the rewind point (initial)
 )->Tensor:
-    "Keep weights large at both ends: min(|w0|, |w|)";  return torch.minimum(w0.abs(), w.abs())
+    "Keep weights large at both ends: min(|w0|, |w|)"
+    return torch.minimum(w0.abs(), w.abs())
+
 def small_init_small_final(
     w:Tensor, # The weights now (trained)
     w0:Tensor, # The weights at the rewind point (initial)
 )->Tensor:
-    "Keep weights small at both ends: -max(|w0|, |w|)";  return -torch.maximum(w0.abs(), w.abs())
+    "Keep weights small at both ends: -max(|w0|, |w|)"
+    return -torch.maximum(w0.abs(), w.abs())
+
 def magnitude_increase(
     w:Tensor, # The weights now (trained)
     w0:Tensor, # The weights at the rewind point (initial)
 )->Tensor:
-    "Keep weights that grew: |w| - |w0|";  return w.abs() - w0.abs()
+    "Keep weights that grew: |w| - |w0|"
+    return w.abs() - w0.abs()
+
 def movement(
     w:Tensor, # The weights now (trained)
     w0:Tensor, # The weights at the rewind point (initial)
 )->Tensor:
-    "Keep weights that moved: |w - w0|";  return (w - w0).abs()
+    "Keep weights that moved: |w - w0|"
+    return (w - w0).abs()
+
 def random_scores(
     w:Tensor, # The weights now (trained)
     w0:Tensor, # The weights at the rewind point (initial)
 )->Tensor:
-    "Random scores, from torch's global generator";  return torch.rand_like(w)
+    "Random scores, from torch's global generator"
+    return torch.rand_like(w)
 
 # %% ../nbs/02_criteria.ipynb #c006
 CRITERIA = {f.__name__:f for f in [large_final, small_final, large_init, small_init, large_init_large_final,

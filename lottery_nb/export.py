@@ -58,6 +58,8 @@ def _removable(DG, tp, m, name):
                          f"there. Keep at least one unit in it (a lower sparsity, or layer_rates for that layer).")
     return DG.get_pruning_group(m, _out_fn(tp, m), idxs=sorted(ok)) if ok else None
 
+
+# %% ../nbs/12_export.ipynb #e011c
 @torch.no_grad()
 def _silence(DG, group):
     "Zero what the group's channels still emit once their weights are zero: biases, and norm scales and shifts"
@@ -67,6 +69,7 @@ def _silence(DG, group):
         for p in (t.bias, t.weight if isinstance(t, _NORMS) else None):
             if p is not None: p[torch.tensor(it.idxs, dtype=torch.long, device=p.device)] = 0
 
+# %% ../nbs/12_export.ipynb #e011e
 def _walk(model, example_inputs, prune):
     "Find the removable channels layer by layer; silence them, and remove them if `prune`. Returns {layer: count}"
     was, counts = model.training, {}
@@ -93,12 +96,6 @@ def silence_dead_channels(
     return _walk(unwrap_model(model), example_inputs, prune=False)
 
 # %% ../nbs/12_export.ipynb #e013
-def _plain(model):
-    "A copy of `model` without masks or hooks, its pruned weights zero"
-    m = deepcopy(unwrap_model(model))
-    if masked_layers(m): apply_masks(m); remove_masks(m)
-    return m
-
 def _outputs(model, x):
     "The model's outputs on `x` in eval mode, its mode restored after"
     model = unwrap_model(model); was = model.training; model.eval()
@@ -118,7 +115,7 @@ def export_pruned(
     verbose:bool=True, # Say what was removed, and warn when the outputs moved
 )->nn.Module:
     "A smaller dense copy of `model`: every filter or neuron that is dead in all the layers coupled with it, removed"
-    m = _plain(model)   # `model` itself is never changed
+    m = remove_masks(deepcopy(unwrap_model(model)))   # a plain copy, pruned weights zero: `model` is never changed
     counts = _walk(m, example_inputs, prune=True)
     moved = (_outputs(model, example_inputs) - _outputs(m, example_inputs)).abs().max().item()
     if verbose:

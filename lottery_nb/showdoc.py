@@ -6,7 +6,7 @@ Docs: https://lottery-nb.github.io/lottery-nb/showdoc.html.md"""
 
 # %% ../nbs/97_showdoc.ipynb #sd003
 from __future__ import annotations
-import inspect, re
+import re
 from fastcore.docments import DocmentTbl, DocmentText
 from nbdev.showdoc import BasicMarkdownRenderer
 from nbdev.doclinks import NbdevLookup
@@ -24,10 +24,11 @@ def short_signature(sym, # A function or class
     name = getattr(sym, '__name__', type(sym).__name__)
     ps = [p for p,_ in dm.params]
     ret = dm._ret_str[1:].rstrip(':')   # '->int' or ''
-    lines, cur, pad = [], name + '(', ' ' * (len(name) + 1)
+    lines, cur = [], name + '('
+    pad = ' ' * len(cur)
     for i, p in enumerate(ps):
         piece = p + (', ' if i < len(ps)-1 else '')
-        if len(cur) + len(piece.rstrip()) > maxline and cur.strip() not in (name + '(',):
+        if len(cur) + len(piece.rstrip()) > maxline and cur not in (name + '(', pad):   # a line holds at least one parameter
             lines.append(cur.rstrip()); cur = pad
         cur += piece
     lines.append(cur + ')' + ret)
