@@ -14,9 +14,10 @@ from .criteria import *
 from .sparsifier import *
 from .schedules import *
 from .callback import *
+from .earlybird import *
 from .data import *
 from .models import *
 from .lottery import *
 from .viz import *
-from . import core, granularity, criteria, sparsifier, schedules, callback, data, models, lottery, viz
-__all__ = [n for mod in (core, granularity, criteria, sparsifier, schedules, callback, data, models, lottery, viz) for n in mod.__all__]
+from . import core, granularity, criteria, sparsifier, schedules, callback, earlybird, data, models, lottery, viz
+__all__ = [n for mod in (core, granularity, criteria, sparsifier, schedules, callback, earlybird, data, models, lottery, viz) for n in mod.__all__]

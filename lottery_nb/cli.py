@@ -47,11 +47,12 @@ def get_parser():
     p.add_argument('--prune-pct', type=float, default=20, help='percent of the remaining weights pruned each round')
     p.add_argument('--rewind', default='0', help="rewind point: epochs, or like '2ep' / '500it'")
     p.add_argument('--seeds', type=_positive(int), default=3, help='number of seeds (0, 1, ...)')
-    p.add_argument('--controls', type=_controls, default=tuple(CONTROLS), help=f"comma-separated: {','.join(CONTROLS)}, or none")
+    p.add_argument('--controls', type=_controls, default=('reinit', 'random_mask'), help=f"comma-separated: {','.join(CONTROLS)}, or none")
     p.add_argument('--epochs', type=_positive(int), default=10, help='training epochs per round and arm')
     p.add_argument('--lr', type=_positive(float), default=3e-3, help='Adam learning rate')
     p.add_argument('--bs', type=_positive(int), default=100, help='batch size')
     p.add_argument('--method', choices=list(METHODS), default='global', help='one ranking, or per layer')
+    p.add_argument('--early-bird', action='store_true', help="stop round 0 once round 1's mask has settled (You et al.)")
     p.add_argument('--out', default='lottery_out', help='output folder; the same folder resumes a run')
     p.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     return p
@@ -93,7 +94,8 @@ def run(
     out = Path(args.out)
     t0 = time.time()
     df = find_ticket(learn_fn, rounds=args.rounds, prune_pct=args.prune_pct, rewind=rewind, epochs=args.epochs, lr=args.lr,
-                     seeds=range(args.seeds), controls=args.controls, method=args.method, out=out, progress=not args.no_progress)
+                     seeds=range(args.seeds), controls=args.controls, method=args.method, out=out,
+                     progress=not args.no_progress, early_bird=args.early_bird)
     fig = Figure(figsize=(7, 4.2))
     plot_tickets(df, ax=fig.add_subplot(), title=f"{args.model} on {args.dataset}: {args.rounds} rounds of {args.prune_pct:g}%, {args.seeds} seed(s)")
     fig.tight_layout(); fig.savefig(out/'results.png', dpi=120)

@@ -27,11 +27,13 @@ from .criteria import *
 from .sparsifier import *
 from .schedules import annealing_no
 from .callback import SparsifyCallback
+from .earlybird import EarlyBirdCallback
 
 # %% auto #0
 __all__ = ['CONTROLS', 'ARMS', 'ARM_STYLES', 'parse_rewind', 'RewindPoint', 'round_sparsity', 'random_masks', 'save_ticket',
-           'load_ticket', 'fit_ticket', 'reinit_arm', 'random_mask_arm', 'find_ticket', 'summarize', 'plot_tickets',
-           'mask_overlap', 'overlap_matrix', 'plot_overlap', 'accuracy_at_init']
+           'load_ticket', 'fit_ticket', 'accuracy_at_init', 'reinit_arm', 'random_mask_arm', 'mask_at_init_arm',
+           'signed_constant_arm', 'find_ticket', 'summarize', 'plot_tickets', 'mask_overlap', 'overlap_matrix',
+           'plot_overlap']
 
 # %% ../nbs/07_lottery.ipynb #c006
 def parse_rewind(rewind, # An int (epochs), or a string like '2ep' or '500it'
@@ -183,6 +185,14 @@ def load_ticket(path, # A file written by `save_ticket`
     return sp
 
 # %% ../nbs/07_lottery.ipynb #c020
+def _learner(learn_fn, init_seed, metric):
+    "A fresh `Learner` from `learn_fn` seeded by `init_seed`, checked for the metric `metric`; and that metric's column"
+    set_seed(init_seed); learn = learn_fn()
+    names = [getattr(m, 'name', None) for m in learn.metrics]
+    if metric not in names:
+        raise ValueError(f"learn_fn must return a Learner with the metric {metric!r} (e.g. metrics=accuracy); its metrics are {names}")
+    return learn, names.index(metric)
+
 def fit_ticket(
     learn_fn, # () -> a fresh `Learner` with the metric `metric`
     masks:dict|None=None, # `{layer: bool mask}` to train under; None trains the dense network
@@ -194,11 +204,8 @@ def fit_ticket(
     cbs=(), # More callbacks for the fit
     metric:str='accuracy', # The metric, by name, that the results read
 )->tuple:
-    "Train one arm of a round: the trained `Learner`, and `final_acc`, `best_acc`, `epochs_to_best` of `metric`"
-    set_seed(init_seed); learn = learn_fn()
-    names = [getattr(m, 'name', None) for m in learn.metrics]
-    if metric not in names:
-        raise ValueError(f"learn_fn must return a Learner with the metric {metric!r} (e.g. metrics=accuracy); its metrics are {names}")
+    "Train one arm of a round: the trained `Learner`, and `final_acc`, `best_acc`, `epochs_to_best`, `epochs_trained` of `metric`"
+    learn, _ = _learner(learn_fn, init_seed, metric)
     with uninterrupted():
         if rewind_state is not None: load_model_state(learn.model, rewind_state)
         if masks is not None: set_masks(learn.model, masks)
@@ -206,8 +213,30 @@ def fit_ticket(
     cbs = [*cbs, *([SparsifyCallback(sparsity=0, sched_func=annealing_no)] if masks is not None else [])]
     with learn.no_bar(), learn.no_logging(): learn.fit(epochs, lr, cbs=cbs)
     col = learn.recorder.metric_names[1:-1].index(metric)   # recorder.values rows skip the epoch and time columns
-    accs = [v[col] for v in learn.recorder.values]
-    return learn, dict(final_acc=accs[-1], best_acc=max(accs), epochs_to_best=int(np.argmax(accs))+1)
+    accs = [v[col] for v in learn.recorder.values]   # fewer than `epochs` if a callback stopped the fit
+    if not accs: return learn, dict(final_acc=np.nan, best_acc=np.nan, epochs_to_best=0, epochs_trained=0)
+    return learn, dict(final_acc=accs[-1], best_acc=max(accs), epochs_to_best=int(np.argmax(accs))+1, epochs_trained=len(accs))
+
+# %% ../nbs/07_lottery.ipynb #c036b
+def accuracy_at_init(
+    learn_fn, # () -> a fresh `Learner` with the metric `metric`
+    masks:dict, # The ticket's `{layer: bool mask}`
+    rewind_state:dict|None=None, # The weights to mask; `None` for `learn_fn`'s initial weights (seeded by `init_seed`)
+    signed_constant:bool=False, # Zhou et al.'s variant: each kept weight becomes sign(w) times the layer's std
+    init_seed:int=0, # Seeds `learn_fn`
+    metric:str='accuracy', # The metric, by name, to return
+)->float:
+    "The validation `metric` of `masks` on the initial (or `rewind_state`) weights, without any training"
+    learn, i = _learner(learn_fn, init_seed, metric)
+    if rewind_state is not None: load_model_state(learn.model, rewind_state)
+    if signed_constant:
+        with torch.no_grad():
+            for n in masks:
+                w = learn.model.get_submodule(n).weight
+                w.copy_(torch.sign(w) * w.std())
+    set_masks(learn.model, masks)
+    with learn.no_bar(), learn.no_logging(): res = learn.validate()
+    return float(res[1 + i])
 
 # %% ../nbs/07_lottery.ipynb #c021
 def reinit_arm(
@@ -232,10 +261,37 @@ def random_mask_arm(
     "The ticket's number of weights per layer at random positions, from the ticket's rewind weights"
     return fit_ticket(learn_fn, random_masks(masks, seed=seed + round), rewind_state, init_seed=seed, seed=seed, **kwargs)[1]
 
-CONTROLS = {'reinit': reinit_arm, 'random_mask': random_mask_arm}
+def _untrained(acc): return dict(final_acc=acc, best_acc=acc, epochs_to_best=0, epochs_trained=0)
+
+def mask_at_init_arm(
+    learn_fn, # () -> a fresh `Learner`
+    masks, # The ticket's `{layer: bool mask}`
+    rewind_state, # Unused: the mask goes on the initial weights, whatever the rewind point
+    seed, # The run's seed, which gave the initial weights
+    round, # The IMP round
+    **kwargs, # Unused: nothing is trained
+):
+    "Zhou et al.: the ticket's mask on the run's initial weights, scored without training"
+    return _untrained(accuracy_at_init(learn_fn, masks, init_seed=seed))
+
+def signed_constant_arm(
+    learn_fn, # () -> a fresh `Learner`
+    masks, # The ticket's `{layer: bool mask}`
+    rewind_state, # Unused: the mask goes on the initial weights, whatever the rewind point
+    seed, # The run's seed, which gave the initial weights
+    round, # The IMP round
+    **kwargs, # Unused: nothing is trained
+):
+    "Zhou et al.'s signed constant: the mask on the initial weights' signs at one magnitude per layer, untrained"
+    return _untrained(accuracy_at_init(learn_fn, masks, init_seed=seed, signed_constant=True))
+
+CONTROLS = {'reinit': reinit_arm, 'random_mask': random_mask_arm,
+            'mask_at_init': mask_at_init_arm, 'signed_constant': signed_constant_arm}
 ARMS = ('ticket', *CONTROLS)
 ARM_STYLES = {'ticket': ('C0', 'o', 'winning ticket (rewound)'), 'reinit': ('C3', 's', 'random reinit'),
-              'random_mask': ('C2', '^', 'random mask')}   # color, marker, label in plots
+              'random_mask': ('C2', '^', 'random mask'),
+              'mask_at_init': ('C4', 'v', 'mask on initial weights, untrained'),
+              'signed_constant': ('C1', 'D', 'mask on signs x constant, untrained')}   # color, marker, label in plots
 
 # %% ../nbs/07_lottery.ipynb #c023
 def _remaining(model): return 100 - sparsity(model)
@@ -267,6 +323,12 @@ def _next_masks(learn, rewind_state, cfg, r):
     sp.prune(round_sparsity(r, cfg.prune_pct, cfg.layer_rates, cfg.layers)).reset()
     return sp, get_masks(learn.model)
 
+def _early_bird(cfg):
+    "Round 0's `EarlyBirdCallback`, if asked for: it stops the dense fit once round 1's mask has settled"
+    if cfg.early_bird is None: return []
+    return [EarlyBirdCallback(round_sparsity(1, cfg.prune_pct, cfg.layer_rates, cfg.layers), granularity=cfg.granularity,
+                              method=cfg.method, criteria=cfg.criteria, prune=False, **cfg.early_bird)]
+
 def _round(learn_fn, cfg, s, r, ticket, tick):
     "Round `r` of seed `s` from `ticket` = (masks, rewind weights): its rows and the next ticket. Skipped if on disk"
     if cfg.out is not None and (rows := _rows_on_disk(cfg, s, r)) is not None:
@@ -279,8 +341,11 @@ def _round(learn_fn, cfg, s, r, ticket, tick):
     kw = dict(epochs=cfg.epochs, lr=cfg.lr)
     if r == 0:   # the dense network, which also gives the rewind point
         cap = RewindPoint(cfg.rewind_it)
-        learn, res = fit_ticket(learn_fn, init_seed=s, seed=s, cbs=[cap], **kw)
+        learn, res = fit_ticket(learn_fn, init_seed=s, seed=s, cbs=[cap, *_early_bird(cfg)], **kw)
         masks, rewind_state = None, cap.state
+        if rewind_state is None:
+            raise ValueError(f"the early bird stopped training after {res['epochs_trained']} epochs, before the rewind point "
+                             f"({cfg.rewind} = {cfg.rewind_it} iterations): rewind earlier, or raise its patience")
     else:
         masks, rewind_state = ticket
         learn, res = fit_ticket(learn_fn, masks, rewind_state, init_seed=s, seed=s, **kw)
@@ -300,7 +365,7 @@ def _round(learn_fn, cfg, s, r, ticket, tick):
     return rows, nxt
 
 # %% ../nbs/07_lottery.ipynb #c024
-def _check_args(learn_fn, rounds, prune_pct, rewind, epochs, controls, method, granularity, criteria, layer_rates, out):
+def _check_args(learn_fn, rounds, prune_pct, rewind, epochs, controls, method, granularity, criteria, layer_rates, out, early_bird):
     "Every argument of `find_ticket` checked and resolved, before any training: the run's settings"
     controls = tuplify(controls)
     for c in controls: lookup(CONTROLS, c, 'control')
@@ -308,6 +373,11 @@ def _check_args(learn_fn, rounds, prune_pct, rewind, epochs, controls, method, g
     if not 0 < prune_pct < 100: raise ValueError(f"prune_pct must be a percent in (0, 100), got {prune_pct!r}")
     method, granularity, criteria = get_method(method), get_granularity(granularity), get_criteria(criteria)
     if layer_rates and method is not local: raise ValueError("layer_rates need method='local'")
+    if early_bird is True: early_bird = {}
+    elif early_bird is False or early_bird is None: early_bird = None
+    elif not isinstance(early_bird, dict) or set(early_bird) - {'eps', 'patience'}:
+        raise ValueError(f"early_bird must be True, False, or a dict of EarlyBirdCallback's 'eps' and 'patience', got {early_bird!r}")
+    if early_bird is not None: EarlyBirdCallback(sparsity=prune_pct, **early_bird)   # checks eps and patience now
     probe = learn_fn()
     layers, n_batches = list(prunable_layers(probe.model)), len(probe.dls.train)
     if layer_rates and set(layer_rates) - set(layers):
@@ -318,7 +388,7 @@ def _check_args(learn_fn, rounds, prune_pct, rewind, epochs, controls, method, g
                          f"({epochs} epochs of {n_batches} batches)")
     return SimpleNamespace(rounds=rounds, prune_pct=prune_pct, rewind=rewind, rewind_it=rewind_it, epochs=epochs,
                            controls=controls, method=method, granularity=granularity, criteria=criteria,
-                           layer_rates=layer_rates, layers=layers, out=out)
+                           layer_rates=layer_rates, layers=layers, out=out, early_bird=early_bird)
 
 def find_ticket(
     learn_fn, # () -> a fresh `Learner` with a metric; seeded by the runner
@@ -335,9 +405,10 @@ def find_ticket(
     layer_rates:dict|None=None, # {layer name: rate multiplier}, e.g. {'4': 0.5} for the output layer
     out:str|Path|None=None, # Folder for results.csv and tickets; a run with the same folder resumes
     progress:bool=True, # Show a progress bar with the latest accuracy
+    early_bird:bool|dict=False, # Stop round 0 once round 1's mask has settled (You et al.); a dict sets `eps`, `patience`
 )->pd.DataFrame:
     "Iterative magnitude pruning with rewinding, controls and seeds; returns one row per round, arm and seed"
-    cfg = _check_args(learn_fn, rounds, prune_pct, rewind, epochs, controls, method, granularity, criteria, layer_rates, out)
+    cfg = _check_args(learn_fn, rounds, prune_pct, rewind, epochs, controls, method, granularity, criteria, layer_rates, out, early_bird)
     cfg.lr = lr
     if out is not None: Path(out).mkdir(parents=True, exist_ok=True)
     seeds = list(tuplify(seeds))
@@ -437,27 +508,3 @@ def plot_overlap(
     ax.figure.colorbar(im, ax=ax, label='Jaccard of kept weights')
     ax.set_title('Overlap of the tickets')
     return ax
-
-# %% ../nbs/07_lottery.ipynb #c036b
-def accuracy_at_init(
-    learn_fn, # () -> a fresh `Learner` with the metric `metric`
-    masks:dict, # The ticket's `{layer: bool mask}`
-    rewind_state:dict, # The weights to mask: the ticket's rewind weights (its initial values when `rewind=0`)
-    signed_constant:bool=False, # Zhou et al.'s variant: each kept weight becomes sign(w) times the layer's std
-    init_seed:int=0, # Seeds `learn_fn`
-    metric:str='accuracy', # The metric, by name, to return
-)->float:
-    "The validation `metric` of `masks` on `rewind_state`, without any training"
-    set_seed(init_seed); learn = learn_fn()
-    names = [getattr(m, 'name', None) for m in learn.metrics]
-    if metric not in names:
-        raise ValueError(f"learn_fn must return a Learner with the metric {metric!r} (e.g. metrics=accuracy); its metrics are {names}")
-    load_model_state(learn.model, rewind_state)
-    if signed_constant:
-        with torch.no_grad():
-            for n in masks:
-                w = learn.model.get_submodule(n).weight
-                w.copy_(torch.sign(w) * w.std())
-    set_masks(learn.model, masks)
-    with learn.no_bar(), learn.no_logging(): res = learn.validate()
-    return float(res[1 + names.index(metric)])

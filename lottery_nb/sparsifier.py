@@ -190,18 +190,31 @@ def _targets(self:Sparsifier, sparsity):
     return [check_sparsity(sparsity[n]) for n in self.layers]
 
 @patch
-def prune(self:Sparsifier, sparsity:float|dict # Target in percent of the prunable units (50 means half), or a `{layer: percent}` dict
-         ):
-    "Prune exactly `round(sparsity/100 * n_units)` units, per layer if local, overall if global"
+def _pruned_units(self:Sparsifier, sparsity):
+    "Per layer, which units `prune(sparsity)` removes (`True`), from the current weights and masks"
     target = self._targets(sparsity)
     self.check_layers()
     with torch.no_grad():
-        scores = [self._scores(n, m) for n,m in self.layers.items()]
-        pruned = self.method(scores, target)
-        with uninterrupted():
-            for m,p in zip(self.layers.values(), pruned): add_mask(m, self.granularity.expand(~p, m.weight.shape))
+        pruned = self.method([self._scores(n, m) for n,m in self.layers.items()], target)
     empty = [n for n,p in zip(self.layers, pruned) if p.all()] if self.method is global_ and target < 100 else []
+    return dict(zip(self.layers, pruned)), empty
+
+@patch
+def proposed_masks(self:Sparsifier, sparsity:float|dict # Target in percent of the prunable units, as `prune` takes it
+                  )->dict:
+    "The `{layer: bool mask}` that `prune(sparsity)` would set, leaving the model as it is"
+    pruned, _ = self._pruned_units(sparsity)
+    return {n: self.granularity.expand(~p, self.layers[n].weight.shape) for n,p in pruned.items()}
+
+@patch
+def prune(self:Sparsifier, sparsity:float|dict # Target in percent of the prunable units (50 means half), or a `{layer: percent}` dict
+         ):
+    "Prune exactly `round(sparsity/100 * n_units)` units, per layer if local, overall if global"
+    pruned, empty = self._pruned_units(sparsity)
+    with uninterrupted():
+        for n,p in pruned.items(): add_mask(self.layers[n], self.granularity.expand(~p, self.layers[n].weight.shape))
     if empty:
         warnings.warn(f"the global ranking pruned every unit of layer(s) {empty}: the model's output no longer depends "
                       f"on what flows through them. Use method='local', or a lower sparsity, to keep every layer alive.")
     return self
+
