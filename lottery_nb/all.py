@@ -18,6 +18,7 @@ from .earlybird import *
 from .data import *
 from .models import *
 from .lottery import *
+from .instability import *
 from .viz import *
-from . import core, granularity, criteria, sparsifier, schedules, callback, earlybird, data, models, lottery, viz
-__all__ = [n for mod in (core, granularity, criteria, sparsifier, schedules, callback, earlybird, data, models, lottery, viz) for n in mod.__all__]
+from . import core, granularity, criteria, sparsifier, schedules, callback, earlybird, data, models, lottery, instability, viz
+__all__ = [n for mod in (core, granularity, criteria, sparsifier, schedules, callback, earlybird, data, models, lottery, instability, viz) for n in mod.__all__]
