@@ -9,6 +9,7 @@ from __future__ import annotations
 import numbers
 import torch
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 from fastai.learner import Recorder
 from fastai.callback.core import Callback, CancelFitException
 from .core import *
@@ -87,11 +88,13 @@ def plot_mask_distance(
     if ax is None: _, ax = plt.subplots(figsize=(6.5, 3.6))
     epochs = range(2, len(cb.distances) + 2)   # distance i compares the masks after epochs i+1 and i+2
     line, = ax.plot(epochs, cb.distances, marker='o', ms=3, label=label or 'distance from the previous epoch')
-    ax.axhline(cb.eps, color='gray', ls='--', lw=1, label=f'eps = {cb.eps:g}')
+    if f'eps = {cb.eps:g}' not in [l.get_label() for l in ax.lines]:   # once, when several fits share the axes
+        ax.axhline(cb.eps, color='gray', ls='--', lw=1, label=f'eps = {cb.eps:g}')
     if cb.stop_epoch is not None:
         ax.axvline(cb.stop_epoch, color=line.get_color(), ls=':', lw=1.5, label=f'early bird: epoch {cb.stop_epoch}')
     target = 'per layer' if isinstance(cb.sparsity, dict) else f'{cb.sparsity:g}%'
     ax.set(xlabel='epoch', ylabel='mask distance (share of weights)', ylim=(0, None),
            title=f'Early-bird search: pruning {target} ({cb.sparsifier.method.__name__.strip("_")}), patience {cb.patience}')
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3); ax.legend(fontsize=8)
     return ax
