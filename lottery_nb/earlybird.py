@@ -32,7 +32,7 @@ def mask_distance(
 
 # %% ../nbs/06a_earlybird.ipynb #eb010
 class EarlyBirdCallback(Callback):
-    "Stop the fit once the mask for `sparsity` has settled (You et al.), and leave that ticket on the model"
+    "Stop the fit once the mask for the target sparsity has settled (You et al.), and leave that ticket on the model"
     order = Recorder.order + 1   # after the epoch's metrics are recorded
     def __init__(self,
                  sparsity:float|dict, # The ticket's sparsity in percent (or `{layer: percent}` with `method='local'`)

@@ -57,7 +57,7 @@ def _open(browser, url):
 def test_site_has_every_page(site):
     pages = _pages(site)
     for name in ['index', 'core', 'granularity', 'criteria', 'sparsifier', 'schedules', 'callback', 'lottery', 'viz',
-                 'data', 'cli', 'export', 'tutorial.lottery', 'tutorial.imp']:
+                 'data', 'cli', 'export', 'earlybird', 'instability', 'tutorial.lottery', 'tutorial.imp', 'tutorial.analysis']:
         assert f'{name}.html' in pages, f'{name}.html is missing from {pages}'
 
 def _ids(path):
@@ -130,13 +130,14 @@ def test_screenshots(base, browser, tmp_path):
         page.close()
         assert (out/(name[:-5] + '.png')).stat().st_size > 10_000
 
-API_PAGES = ['core', 'granularity', 'criteria', 'sparsifier', 'schedules', 'callback', 'lottery', 'viz', 'export', 'data', 'models']
+API_PAGES = ['core', 'granularity', 'criteria', 'sparsifier', 'schedules', 'callback', 'earlybird', 'lottery', 'instability', 'viz',
+             'export', 'data', 'models']
 
 def _doc_links(page):
     "Links whose text is a name in code (what nbdev makes of a backticked name), to an anchor on this site"
     return page.eval_on_selector_all('a[href] > code', 'els => els.map(e => [e.parentElement.getAttribute("href"), e.innerText])')
 
-@pytest.mark.parametrize('name', API_PAGES + ['tutorial.lottery', 'tutorial.imp', 'index'])
+@pytest.mark.parametrize('name', API_PAGES + ['tutorial.lottery', 'tutorial.imp', 'tutorial.analysis', 'index'])
 def test_names_link_to_their_docs(base, browser, name):
     page, _ = _open(browser, base + name + '.html')
     links = [(h, t) for h, t in _doc_links(page) if '#' in h and urlparse(urljoin(base + name + '.html', h)).hostname == '127.0.0.1']
@@ -182,5 +183,5 @@ def test_navbar_links_the_repository_and_home_links_the_tutorials(base, browser)
     tut = page.eval_on_selector_all('main a[href]', 'els => els.map(e => [e.getAttribute("href"), e.innerText])')
     page.close()
     assert 'https://github.com/lottery-nb/lottery-nb' in nav, nav
-    for href in ['tutorial.lottery.html', 'tutorial.imp.html']:
+    for href in ['tutorial.lottery.html', 'tutorial.imp.html', 'tutorial.analysis.html']:
         assert any(h == href and 'Tutorial' in t for h, t in tut), (href, tut)
