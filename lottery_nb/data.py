@@ -1,4 +1,4 @@
-"""fastai `DataLoaders` for scikit-learn's digits (as images, for ResNet-18) and MNIST-1D (as vectors, for MLPs), built with no download, and the small synthetic learner of the examples.
+"""fastai `DataLoaders` for scikit-learn's digits (as images, for ResNet-18) and MNIST-1D (as vectors, for MLPs), built with no download; MNIST, CIFAR-10 and Imagenette where there is a network; any image folder or `.npz` file; with validation kept apart from test; and the small synthetic learner of the examples.
 
 Docs: https://lottery-nb.github.io/lottery-nb/data.html.md"""
 
@@ -7,6 +7,8 @@ Docs: https://lottery-nb.github.io/lottery-nb/data.html.md"""
 # %% ../nbs/05_data.ipynb #c003
 from __future__ import annotations
 import random
+from functools import partial
+from pathlib import Path
 from functools import lru_cache
 import numpy as np, torch
 from torch import nn
@@ -21,7 +23,8 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.torch_core import default_device
 
 # %% auto #0
-__all__ = ['DATASETS', 'ClassifDataset', 'check_xy', 'tensor_dls', 'digits', 'digits_dls', 'mnist1d', 'mnist1d_dls', 'synth_dls',
+__all__ = ['OFFLINE', 'DATASETS', 'ClassifDataset', 'check_xy', 'tensor_dls', 'hold_out', 'digits', 'digits_dls', 'mnist1d',
+           'mnist1d_dls', 'folder_dls', 'npz_dls', 'mnist_dls', 'cifar10_dls', 'imagenette_dls', 'get_dls', 'synth_dls',
            'synth_learner']
 
 # %% ../nbs/05_data.ipynb #c006
@@ -71,22 +74,38 @@ def tensor_dls(
     bs:int=64, # Batch size
     seed:int=42, # Fixes the order of the shuffled training batches
     device:str|torch.device|None=None, # Device of the batches; `None` lets fastai choose (the GPU when there is one)
+    x_test=None, # Test inputs: a third loader, kept apart from the validation set
+    y_test=None, # Test labels
 )->DataLoaders:
-    "Classification `DataLoaders` from arrays or tensors; `seed` fixes the order of the shuffled training batches"
+    "Classification `DataLoaders` from arrays or tensors: train, valid and, when given, test; `seed` fixes the batch order"
     (xt, yt), (xv, yv) = check_xy(x_train, y_train, 'train'), check_xy(x_valid, y_valid, 'valid')
-    if xt.shape[1:] != xv.shape[1:]:
-        raise ValueError(f"train and valid samples differ in shape: {tuple(xt.shape[1:])} vs {tuple(xv.shape[1:])}")
-    c = int(max(yt.max(), yv.max())) + 1
+    splits = [(xt, yt), (xv, yv)]
+    if x_test is not None or y_test is not None: splits.append(check_xy(x_test, y_test, 'test'))
+    for name, (x, _) in zip(('valid', 'test'), splits[1:]):
+        if x.shape[1:] != xt.shape[1:]:
+            raise ValueError(f"train and {name} samples differ in shape: {tuple(xt.shape[1:])} vs {tuple(x.shape[1:])}")
+    c = int(max(y.max() for _, y in splits if len(y))) + 1
     train = DataLoader(ClassifDataset(xt, yt, c), bs=bs, shuffle=True, drop_last=len(xt) > bs)
     train.rng = random.Random(seed)
-    valid = DataLoader(ClassifDataset(xv, yv, c), bs=2*bs)
-    return DataLoaders(train, valid, device=device or default_device())
+    rest = [DataLoader(ClassifDataset(x, y, c), bs=2*bs) for x, y in splits[1:]]
+    return DataLoaders(train, *rest, device=device or default_device())
 
-# %% ../nbs/05_data.ipynb #c012
+# %% ../nbs/05_data.ipynb #xcfc2a27
 def _split(n, valid_pct, seed):
     if not 0 < valid_pct < 1: raise ValueError(f"valid_pct must be in (0, 1), got {valid_pct!r}")
     with torch.random.fork_rng(devices=[]): return RandomSplitter(valid_pct, seed)(range(n))   # leaves the global seed alone
 
+def hold_out(
+    x, # Inputs
+    y, # Labels
+    valid_pct:float=0.1, # Share of the samples held out
+    seed:int=42, # Fixes the split
+)->tuple:
+    "Split `valid_pct` of `(x, y)` off at random: `(x_train, y_train, x_valid, y_valid)`"
+    t, v = map(torch.tensor, _split(len(x), valid_pct, seed))
+    return x[t], y[t], x[v], y[v]
+
+# %% ../nbs/05_data.ipynb #c012
 def digits(size:int=16, # Side of the square images, in pixels (>= 8)
            valid_pct:float=0.2, # Share of the 1,797 digits held out for validation
            seed:int=42 # Fixes the split
@@ -99,18 +118,20 @@ def digits(size:int=16, # Side of the square images, in pixels (>= 8)
     x = F.interpolate(x, size=(size, size), mode='bilinear', align_corners=False).repeat(1, 3, 1, 1)
     x = (x - x.mean()) / x.std()
     y = torch.tensor(d.target)
-    t, v = map(torch.tensor, _split(len(x), valid_pct, seed))
-    return x[t], y[t], x[v], y[v]
+    return hold_out(x, y, valid_pct, seed)
 
 def digits_dls(
     size:int=16, # Side of the square images, in pixels (>= 8)
     bs:int=64, # Batch size
-    valid_pct:float=0.2, # Share of the digits held out for validation
+    valid_pct:float=0.2, # Share of the digits held out for validation (of those left after the test set)
     seed:int=42, # Fixes the split and the batch order
     device:str|torch.device|None=None, # Device of the batches; `None` lets fastai choose (the GPU when there is one)
+    test_pct:float=0., # Share held out first as a test set, the third loader; 0 for train and valid only
 )->DataLoaders:
     "`DataLoaders` of `digits` images, for CNNs such as `resnet18(num_classes=10)`"
-    return tensor_dls(*digits(size, valid_pct, seed), bs=bs, seed=seed, device=device)
+    if not test_pct: return tensor_dls(*digits(size, valid_pct, seed), bs=bs, seed=seed, device=device)
+    x, y, x_test, y_test = digits(size, test_pct, seed)
+    return tensor_dls(*hold_out(x, y, valid_pct, seed), bs=bs, seed=seed, device=device, x_test=x_test, y_test=y_test)
 
 # %% ../nbs/05_data.ipynb #c017
 @lru_cache(maxsize=4)
@@ -130,12 +151,134 @@ def mnist1d_dls(
     bs:int=64, # Batch size
     seed:int=42, # Seeds the data and the batch order
     device:str|torch.device|None=None, # Device of the batches; `None` lets fastai choose (the GPU when there is one)
+    valid_pct:float=0., # Share of the training set held out for validation, the test set then a third loader; 0 validates on the test set
 )->DataLoaders:
     "`DataLoaders` of MNIST-1D vectors (40 features, 10 classes), for MLPs"
-    return tensor_dls(*mnist1d(seed), bs=bs, seed=seed, device=device)
+    x, y, x_test, y_test = mnist1d(seed)
+    if not valid_pct: return tensor_dls(x, y, x_test, y_test, bs=bs, seed=seed, device=device)
+    return tensor_dls(*hold_out(x, y, valid_pct, seed), bs=bs, seed=seed, device=device, x_test=x_test, y_test=y_test)
 
 # %% ../nbs/05_data.ipynb #xa6a719c
-DATASETS = {'mnist1d': mnist1d_dls, 'digits': digits_dls}   # name -> f(bs=, seed=) -> DataLoaders
+_TRAIN, _TEST = ('train', 'training'), ('valid', 'val', 'test', 'testing')
+
+def _subdir(path, names, what):
+    for n in names:
+        if (path/n).is_dir(): return path/n
+    there = sorted(p.name for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
+    raise ValueError(f"{str(path)!r} has no {what} folder: expected one of {list(names)}, found {there}. "
+                     f"An image folder needs train/<class>/* and valid/<class>/* (ImageNet layout)")
+
+def folder_dls(
+    path, # A folder with `train/<class>/*` and `valid/<class>/*` (or `val`, `test`, `testing`) images
+    bs:int=64, # Batch size
+    seed:int=42, # Fixes the validation split and the batch order
+    device:str|torch.device|None=None, # Device of the batches; `None` lets fastai choose (the GPU when there is one)
+    valid_pct:float=0.1, # Share of the training images held out for validation
+    size:int|None=None, # Resize every image to `size`×`size`; `None` keeps them as they are (they must match)
+)->DataLoaders:
+    "`DataLoaders` of an image folder: train and valid from its training images, test from its validation ones"
+    from PIL import Image
+    from fastai.data.block import DataBlock, CategoryBlock
+    from fastai.data.transforms import get_image_files, parent_label, Normalize
+    from fastai.vision.data import ImageBlock
+    from fastai.vision.core import PILImage, PILImageBW
+    from fastai.vision.augment import Resize
+    path = Path(path)
+    if not path.is_dir(): raise ValueError(f"no folder at {str(path)!r}")
+    train_dir, test_dir = _subdir(path, _TRAIN, 'training'), _subdir(path, _TEST, 'test')
+    files = get_image_files(train_dir)
+    if not files: raise ValueError(f"{str(train_dir)!r} holds no images (looked for .png, .jpg and the other image types)")
+    grey = Image.open(files[0]).mode in ('L', '1')
+    _split(len(files), valid_pct, seed)   # checks valid_pct
+    block = DataBlock(blocks=(ImageBlock(PILImageBW if grey else PILImage), CategoryBlock), get_items=get_image_files,
+                      get_y=parent_label, splitter=RandomSplitter(valid_pct, seed),
+                      item_tfms=Resize(size) if size else None, batch_tfms=Normalize())
+    with torch.random.fork_rng(devices=[]):
+        dls = block.dataloaders(train_dir, bs=bs, device=device or default_device())
+    dls.train.rng = random.Random(seed)
+    test = dls.test_dl(get_image_files(test_dir), with_labels=True)
+    return DataLoaders(dls.train, dls.valid, test, device=dls.device)
+
+def npz_dls(
+    path, # A `.npz` file with `x_train`, `y_train`, `x_test`, `y_test`
+    bs:int=64, # Batch size
+    seed:int=42, # Fixes the validation split and the batch order
+    device:str|torch.device|None=None, # Device of the batches; `None` lets fastai choose (the GPU when there is one)
+    valid_pct:float=0.1, # Share of the training samples held out for validation
+)->DataLoaders:
+    "`DataLoaders` of arrays saved with `np.savez`: train and valid from the training arrays, and the test set"
+    path = Path(path)
+    if not path.is_file(): raise ValueError(f"no .npz file at {str(path)!r}")
+    try: d = np.load(path, allow_pickle=False)
+    except Exception as e: raise ValueError(f"{str(path)!r} is not a readable .npz file ({type(e).__name__})") from None
+    missing = [k for k in ('x_train', 'y_train', 'x_test', 'y_test') if k not in d.files]
+    if missing: raise ValueError(f"{str(path)!r} lacks {missing}; it holds {sorted(d.files)}")
+    def x_of(a):
+        a = torch.from_numpy(a)
+        if not a.is_floating_point(): a = a.float() / 255
+        return a[:, None] if a.ndim == 3 else a
+    x, x_test = x_of(d['x_train']), x_of(d['x_test'])
+    y, y_test = torch.from_numpy(d['y_train']), torch.from_numpy(d['y_test'])
+    return tensor_dls(*hold_out(x, y, valid_pct, seed), bs=bs, seed=seed, device=device, x_test=x_test, y_test=y_test)
+
+# %% ../nbs/05_data.ipynb #x565b302
+OFFLINE = "'mnist1d', 'digits', an image folder (train/<class>/*, valid/<class>/*) or a .npz file"
+
+def _fetch(name, url):
+    "`untar_data(url)`, or a one-line `ConnectionError` that says the download needs a network"
+    from fastai.data.external import untar_data
+    try: return untar_data(url)
+    except Exception as e:
+        why = (str(e).splitlines() or [''])[0][:120]
+        raise ConnectionError(f"could not download {name} ({type(e).__name__}: {why}): it needs the internet, as in "
+                              f"Colab. Offline, use {OFFLINE}") from None
+
+def mnist_dls(
+    bs:int=64, # Batch size
+    seed:int=42, # Fixes the validation split and the batch order
+    device:str|torch.device|None=None, # Device of the batches; `None` lets fastai choose (the GPU when there is one)
+    valid_pct:float=0.1, # Share of the 60,000 training images held out for validation (Frankle & Carbin hold out 5,000)
+)->DataLoaders:
+    "MNIST (28×28 grey digits), downloaded with `untar_data`: train, valid and the 10,000 test images"
+    from fastai.data.external import URLs
+    return folder_dls(_fetch('MNIST', URLs.MNIST), bs=bs, seed=seed, device=device, valid_pct=valid_pct)
+
+def cifar10_dls(
+    bs:int=64, # Batch size
+    seed:int=42, # Fixes the validation split and the batch order
+    device:str|torch.device|None=None, # Device of the batches; `None` lets fastai choose (the GPU when there is one)
+    valid_pct:float=0.1, # Share of the 50,000 training images held out for validation (Frankle & Carbin hold out 5,000)
+)->DataLoaders:
+    "CIFAR-10 (32×32 colour), downloaded with `untar_data`: train, valid and the 10,000 test images"
+    from fastai.data.external import URLs
+    return folder_dls(_fetch('CIFAR-10', URLs.CIFAR), bs=bs, seed=seed, device=device, valid_pct=valid_pct)
+
+def imagenette_dls(
+    bs:int=64, # Batch size
+    seed:int=42, # Fixes the validation split and the batch order
+    device:str|torch.device|None=None, # Device of the batches; `None` lets fastai choose (the GPU when there is one)
+    valid_pct:float=0.1, # Share of the training images held out for validation
+    size:int=128, # Side the images are resized to
+)->DataLoaders:
+    "Imagenette (10 ImageNet classes, 160-pixel version), downloaded with `untar_data`, resized to `size`"
+    from fastai.data.external import URLs
+    return folder_dls(_fetch('Imagenette', URLs.IMAGENETTE_160), bs=bs, seed=seed, device=device, valid_pct=valid_pct, size=size)
+
+# %% ../nbs/05_data.ipynb #x767d259
+DATASETS = {'mnist1d': partial(mnist1d_dls, valid_pct=0.1), 'digits': partial(digits_dls, test_pct=0.2, valid_pct=0.1),
+            'mnist': mnist_dls, 'cifar10': cifar10_dls, 'imagenette': imagenette_dls}   # name -> f(bs=, seed=, device=) -> DataLoaders
+
+def get_dls(
+    dataset:str|Path, # A name in `DATASETS`, an image folder, or a `.npz` file
+    **kwargs, # `bs`, `seed`, `device`, `valid_pct`
+)->DataLoaders:
+    "Train, valid and test `DataLoaders` for a dataset name or path"
+    if isinstance(dataset, str) and dataset in DATASETS: return DATASETS[dataset](**kwargs)
+    p = Path(dataset)
+    if p.is_dir(): return folder_dls(p, **kwargs)
+    if p.suffix == '.npz' and p.is_file(): return npz_dls(p, **kwargs)
+    raise ValueError(f"unknown dataset {str(dataset)!r}: valid choices are {', '.join(map(repr, DATASETS))}, "
+                     f"an image folder (train/<class>/*, valid/<class>/*) or a .npz file")
 
 # %% ../nbs/05_data.ipynb #x307b8bb
 def synth_dls(
