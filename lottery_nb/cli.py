@@ -10,9 +10,13 @@ import argparse, shutil, sys, time, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['get_parser', 'summary_table', 'run', 'main']
+__all__ = ['EPOCHS', 'QUICK', 'QUICK_HELP', 'get_parser', 'summary_table', 'run', 'main']
 
 # %% ../nbs/09_cli.ipynb #c009
+EPOCHS = 20   # the default budget: the dense MLP on MNIST-1D reaches its lowest validation loss well before it (IMP tutorial)
+QUICK = dict(rounds=5, seeds=2, epochs=8)   # --quick
+QUICK_HELP = ', '.join(f'{k} {v}' for k,v in QUICK.items())
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message): self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
@@ -33,6 +37,26 @@ def _controls(s):
     except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
     return tuple(cs)
 
+_KINDS = ('conv', 'fc', 'out')
+
+def _layer_pct(s):
+    "'conv=10,fc=20,out=10' as a `{kind: percent}` dict"
+    res = {}
+    for part in s.split(','):
+        k, _, v = part.partition('=')
+        k = k.strip()
+        if k not in _KINDS: raise argparse.ArgumentTypeError(f"unknown layer kind {k!r} in {s!r}; valid kinds are {', '.join(_KINDS)}")
+        try: res[k] = float(v)
+        except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is not a percent, in {s!r} (write like conv=10,fc=20,out=10)") from None
+        if not 0 <= res[k] < 100: raise argparse.ArgumentTypeError(f"{k}={v} must be a percent in [0, 100)")
+    return res
+
+def _pct(s):
+    try: v = float(s)
+    except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
+    if not 0 < v < 1: raise argparse.ArgumentTypeError(f"must be a share in (0, 1), got {s}")
+    return v
+
 def get_parser():
     "The command-line options of `lottery_nb`; the choices come from the library's registries"
     from lottery_nb.sparsifier import METHODS
@@ -41,14 +65,20 @@ def get_parser():
     from lottery_nb.lottery import CONTROLS
     p = _Parser(prog='lottery_nb', description='Find winning lottery tickets by iterative magnitude pruning, with controls.',
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('--dataset', choices=list(DATASETS), default='mnist1d', help='offline dataset')
+    p.add_argument('--dataset', default='mnist1d', help=f"{', '.join(DATASETS)} (mnist, cifar10 and imagenette are "
+                   f"downloaded), an image folder (train/<class>/*, valid/<class>/*) or a .npz file")
     p.add_argument('--model', choices=list(MODELS), default='mlp', help='architecture')
     p.add_argument('--rounds', type=int, default=8, help='pruning rounds after the dense round')
     p.add_argument('--prune-pct', type=float, default=20, help='percent of the remaining weights pruned each round')
+    p.add_argument('--layer-pct', type=_layer_pct, default=None, metavar='KIND=PCT,...',
+                   help="per-layer rates as in the paper, e.g. conv=15,fc=20,out=10 (LeNet: fc=20,out=10); implies --method local")
     p.add_argument('--rewind', default='0', help="rewind point: epochs, or like '2ep' / '500it'")
     p.add_argument('--seeds', type=_positive(int), default=3, help='number of seeds (0, 1, ...)')
     p.add_argument('--controls', type=_controls, default=('reinit', 'random_mask'), help=f"comma-separated: {','.join(CONTROLS)}, or none")
-    p.add_argument('--epochs', type=_positive(int), default=10, help='training epochs per round and arm')
+    p.add_argument('--epochs', type=_positive(int), default=EPOCHS, help='training epochs per round and arm')
+    p.add_argument('--valid-pct', type=_pct, default=0.1, help='share of the training set held out for validation (early stopping)')
+    p.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto', help='where to train; auto picks the GPU if there is one')
+    p.add_argument('--quick', action='store_true', help=f'a one-minute look: {QUICK_HELP}')
     p.add_argument('--lr', type=_positive(float), default=3e-3, help='Adam learning rate')
     p.add_argument('--bs', type=_positive(int), default=100, help='batch size')
     p.add_argument('--method', choices=list(METHODS), default='global', help='one ranking, or per layer')
@@ -60,11 +90,14 @@ def get_parser():
 # %% ../nbs/09_cli.ipynb #c012
 def summary_table(
     df, # As `find_ticket` returns it
+    metric:str='es_acc', # The column to summarise: 'es_acc', 'es_iter', 'final_acc', ...
+    fmt:str='.3f', # How each mean and std is written
 ):
-    "Mean ± std of the final accuracy across seeds: one row per round, the percent of weights remaining, one column per arm"
-    from lottery_nb.lottery import summarize, ARMS
-    s = summarize(df)
-    s['acc'] = [f"{m:.3f} ± {0 if sd != sd else sd:.3f}" for m,sd in zip(s['mean'], s['std'])]
+    "Mean ± std of `metric` across seeds: one row per round, the percent of weights remaining, one column per arm"
+    from lottery_nb.lottery import summarize, ARMS, UNTRAINED
+    s = summarize(df, metric)
+    if metric in ('es_iter', 'es_epoch'): s = s[~s.arm.isin(UNTRAINED)]
+    s['acc'] = [f"{m:{fmt}} ± {0 if sd != sd else sd:{fmt}}" for m,sd in zip(s['mean'], s['std'])]
     t = s.pivot_table(index=['round', 'pct_remaining'], columns='arm', values='acc', aggfunc='first')
     t = t[[c for c in ARMS if c in t.columns]].fillna('')
     t.insert(0, 'remaining', [f"{p:5.1f}%" for _,p in t.index])
@@ -73,6 +106,15 @@ def summary_table(
     return t
 
 # %% ../nbs/09_cli.ipynb #c014
+def _layer_rates(model, pct, prune_pct):
+    "`find_ticket`'s `layer_rates` for `{kind: percent}`: conv layers, fully connected ones, and the output layer"
+    from torch import nn
+    from lottery_nb.core import prunable_layers
+    layers = prunable_layers(model)
+    out = [n for n,m in layers.items() if isinstance(m, nn.Linear)][-1:]
+    kind = lambda n, m: 'out' if n in out else 'fc' if isinstance(m, nn.Linear) else 'conv'
+    return {n: pct.get(kind(n, m), prune_pct) / prune_pct for n,m in layers.items()}
+
 def run(
     args, # The parser's namespace
 )->int:
@@ -81,28 +123,39 @@ def run(
     from fastai.learner import Learner
     from fastai.metrics import accuracy
     from fastai.optimizer import Adam
-    from lottery_nb.data import DATASETS
+    import torch
+    from lottery_nb.data import get_dls
     from lottery_nb.models import MODELS
     from lottery_nb.lottery import find_ticket, plot_tickets, parse_rewind
+    if args.quick: vars(args).update(QUICK)
     rewind = int(args.rewind) if args.rewind.isdigit() else args.rewind
     parse_rewind(rewind, 1)   # a malformed rewind fails here, before any data is built
     if args.rounds < 0: raise ValueError(f"--rounds must be >= 0, got {args.rounds}")
     if not 0 < args.prune_pct < 100: raise ValueError(f"--prune-pct must be in (0, 100), got {args.prune_pct:g}")
-    dls = DATASETS[args.dataset](bs=args.bs, seed=0)
-    n_in = dls.one_batch()[0][0].numel()
-    def learn_fn(): return Learner(dls, MODELS[args.model](n_in), metrics=accuracy, opt_func=Adam)
+    if args.device == 'cuda' and not torch.cuda.is_available(): raise ValueError("--device cuda, but torch sees no GPU here")
+    device = None if args.device == 'auto' else torch.device(args.device)
+    dls = get_dls(args.dataset, bs=args.bs, seed=0, device=device, valid_pct=args.valid_pct)
+    shape = tuple(dls.one_batch()[0].shape[1:])
+    def learn_fn(): return Learner(dls, MODELS[args.model](shape), metrics=accuracy, opt_func=Adam)
+    method, layer_rates = args.method, None
+    if args.layer_pct is not None: method, layer_rates = 'local', _layer_rates(learn_fn().model, args.layer_pct, args.prune_pct)
     out = Path(args.out)
     t0 = time.time()
     df = find_ticket(learn_fn, rounds=args.rounds, prune_pct=args.prune_pct, rewind=rewind, epochs=args.epochs, lr=args.lr,
-                     seeds=range(args.seeds), controls=args.controls, method=args.method, out=out,
+                     seeds=range(args.seeds), controls=args.controls, method=method, layer_rates=layer_rates, out=out,
                      progress=not args.no_progress, early_bird=args.early_bird)
-    fig = Figure(figsize=(7, 4.2))
-    plot_tickets(df, ax=fig.add_subplot(), title=f"{args.model} on {args.dataset}: {args.rounds} rounds of {args.prune_pct:g}%, {args.seeds} seed(s)")
+    fig = Figure(figsize=(12, 4.2))
+    a, b = fig.subplots(1, 2)
+    plot_tickets(df, 'es_iter', ax=a, title='Early-stopping iteration (lowest validation loss)')
+    plot_tickets(df, 'es_acc', ax=b, title='Test accuracy at early stopping')
+    fig.suptitle(f"{args.model} on {args.dataset}: {args.rounds} rounds of {args.prune_pct:g}%, {args.seeds} seed(s)")
     fig.tight_layout(); fig.savefig(out/'results.png', dpi=120)
     last = out/'seed0'/f'round{args.rounds}.pt'
     if last.exists(): shutil.copy(last, out/'ticket.pt')
-    print(f"\nFinal accuracy, mean ± std over {args.seeds} seed(s):")
+    print(f"\nTest accuracy at early stopping, mean ± std over {args.seeds} seed(s):")
     print(summary_table(df).to_string())
+    print(f"\nEarly-stopping iteration (lowest validation loss), mean ± std:")
+    print(summary_table(df, 'es_iter', '.0f').to_string())
     print(f"\nwrote {out/'results.csv'}, {out/'results.png'}" + (f", {out/'ticket.pt'}" if last.exists() else '')
           + f"  ({time.time()-t0:.0f} s)")
     return 0
@@ -116,7 +169,7 @@ def main(
         warnings.simplefilter('ignore')
         args = get_parser().parse_args(argv)
         try: return run(args)
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, ConnectionError) as e:
             print(f"lottery_nb: error: {e}", file=sys.stderr); return 2
         except KeyboardInterrupt:
             print(f"\nlottery_nb: interrupted; finished rounds are in {args.out}/results.csv, run the same command to resume",

@@ -33,7 +33,7 @@ def mask_distance(
 # %% ../nbs/06a_earlybird.ipynb #eb010
 class EarlyBirdCallback(Callback):
     "Stop the fit once the mask for the target sparsity has settled (You et al.), and leave that ticket on the model"
-    order = Recorder.order + 1   # after the epoch's metrics are recorded
+    order = Recorder.order + 2   # after the epoch's metrics are recorded, on validation and on test
     def __init__(self,
                  sparsity:float|dict, # The ticket's sparsity in percent (or `{layer: percent}` with `method='local'`)
                  eps:float=0.1, # The mask has settled when its distance from the last epoch's is under `eps`...

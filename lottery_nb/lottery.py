@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import torch, pandas as pd, numpy as np
 from torch import nn
 from matplotlib.axes import Axes
-from fastai.learner import Learner
+from fastai.learner import Learner, Recorder
 from fastai.callback.core import Callback
 import fastai.callback.progress  # noqa: F401 (it patches Learner.no_bar)
 from fastai.torch_core import set_seed
@@ -30,10 +30,10 @@ from .callback import SparsifyCallback
 from .earlybird import EarlyBirdCallback
 
 # %% auto #0
-__all__ = ['CONTROLS', 'ARMS', 'ARM_STYLES', 'parse_rewind', 'RewindPoint', 'round_sparsity', 'random_masks', 'save_ticket',
-           'load_ticket', 'fit_ticket', 'accuracy_at_init', 'reinit_arm', 'random_mask_arm', 'mask_at_init_arm',
-           'signed_constant_arm', 'find_ticket', 'summarize', 'plot_tickets', 'mask_overlap', 'overlap_matrix',
-           'plot_overlap']
+__all__ = ['UNTRAINED', 'CONTROLS', 'ARMS', 'ARM_STYLES', 'METRIC_LABELS', 'parse_rewind', 'RewindPoint', 'round_sparsity',
+           'random_masks', 'save_ticket', 'load_ticket', 'fit_ticket', 'accuracy_at_init', 'reinit_arm',
+           'random_mask_arm', 'mask_at_init_arm', 'signed_constant_arm', 'find_ticket', 'summarize', 'plot_tickets',
+           'plot_early_stopping', 'learning_curves', 'mask_overlap', 'overlap_matrix', 'plot_overlap']
 
 # %% ../nbs/07_lottery.ipynb #c006
 def parse_rewind(rewind, # An int (epochs), or a string like '2ep' or '500it'
@@ -193,6 +193,39 @@ def _learner(learn_fn, init_seed, metric):
         raise ValueError(f"learn_fn must return a Learner with the metric {metric!r} (e.g. metrics=accuracy); its metrics are {names}")
     return learn, names.index(metric)
 
+def _evaluate(model, dl, loss_func)->tuple:
+    "Mean loss and argmax accuracy of `model` on `dl`, in eval mode, without gradients"
+    was, tot, right, n = model.training, 0., 0, 0
+    model.eval()
+    with torch.no_grad():
+        for xb, yb in dl:
+            out = model(xb)
+            tot += float(loss_func(out, yb)) * len(yb); right += int((out.argmax(-1) == yb).sum()); n += len(yb)
+    model.train(was)
+    return tot / n, right / n
+
+class _TestMetrics(Callback):
+    "After every epoch, the loss and accuracy on the test loader, `dls[2]`, in `values`"
+    order = Recorder.order + 1
+    def __init__(self): self.values = []
+    def after_epoch(self): self.values.append(_evaluate(self.model, self.dls[2], self.loss_func))
+
+def _has_test(learn): return len(learn.dls.loaders) > 2
+
+def _curve(xs): return json.dumps([round(float(x), 5) for x in xs])
+
+def _results(learn, col, test, n_batches):
+    "The results of a fit from its recorder (and test metrics): early stopping on the validation loss"
+    vals = learn.recorder.values   # one row per epoch: train loss, valid loss, metrics
+    if not vals: return dict(final_acc=np.nan, es_epoch=0, es_iter=0, es_acc=np.nan, best_acc=np.nan, epochs_to_best=0,
+                             epochs_trained=0, val_loss='[]', val_acc='[]', test_acc='[]')
+    val_loss, val_acc = [v[1] for v in vals], [v[col] for v in vals]
+    test_acc = [a for _, a in test.values] if test is not None else val_acc
+    es = int(np.argmin(val_loss))
+    return dict(final_acc=test_acc[-1], es_epoch=es+1, es_iter=(es+1)*n_batches, es_acc=test_acc[es],
+                best_acc=max(val_acc), epochs_to_best=int(np.argmax(val_acc))+1, epochs_trained=len(vals),
+                val_loss=_curve(val_loss), val_acc=_curve(val_acc), test_acc=_curve(test_acc))
+
 def fit_ticket(
     learn_fn, # () -> a fresh `Learner` with the metric `metric`
     masks:dict|None=None, # `{layer: bool mask}` to train under; None trains the dense network
@@ -204,18 +237,17 @@ def fit_ticket(
     cbs=(), # More callbacks for the fit
     metric:str='accuracy', # The metric, by name, that the results read
 )->tuple:
-    "Train one arm of a round: the trained `Learner`, and `final_acc`, `best_acc`, `epochs_to_best`, `epochs_trained` of `metric`"
+    "Train one arm of a round: the trained `Learner`, and its results, with early stopping on the validation loss"
     learn, _ = _learner(learn_fn, init_seed, metric)
     with uninterrupted():
         if rewind_state is not None: load_model_state(learn.model, rewind_state)
         if masks is not None: set_masks(learn.model, masks)
     set_seed(seed); learn.dls.train.rng = random.Random(seed)
-    cbs = [*cbs, *([SparsifyCallback(sparsity=0, sched_func=annealing_no)] if masks is not None else [])]
+    test = _TestMetrics() if _has_test(learn) else None
+    cbs = [*cbs, *([test] if test else []), *([SparsifyCallback(sparsity=0, sched_func=annealing_no)] if masks is not None else [])]
     with learn.no_bar(), learn.no_logging(): learn.fit(epochs, lr, cbs=cbs)
     col = learn.recorder.metric_names[1:-1].index(metric)   # recorder.values rows skip the epoch and time columns
-    accs = [v[col] for v in learn.recorder.values]   # fewer than `epochs` if a callback stopped the fit
-    if not accs: return learn, dict(final_acc=np.nan, best_acc=np.nan, epochs_to_best=0, epochs_trained=0)
-    return learn, dict(final_acc=accs[-1], best_acc=max(accs), epochs_to_best=int(np.argmax(accs))+1, epochs_trained=len(accs))
+    return learn, _results(learn, col, test, len(learn.dls.train))
 
 # %% ../nbs/07_lottery.ipynb #c036b
 def accuracy_at_init(
@@ -226,7 +258,7 @@ def accuracy_at_init(
     init_seed:int=0, # Seeds `learn_fn`
     metric:str='accuracy', # The metric, by name, to return
 )->float:
-    "The validation `metric` of `masks` on the initial (or `rewind_state`) weights, without any training"
+    "The test accuracy (or validation `metric`, without a test set) of `masks` on the initial (or `rewind_state`) weights, untrained"
     learn, i = _learner(learn_fn, init_seed, metric)
     if rewind_state is not None: load_model_state(learn.model, rewind_state)
     if signed_constant:
@@ -235,6 +267,7 @@ def accuracy_at_init(
                 w = learn.model.get_submodule(n).weight
                 w.copy_(torch.sign(w) * w.std())
     set_masks(learn.model, masks)
+    if _has_test(learn): return _evaluate(learn.model, learn.dls[2], learn.loss_func)[1]
     with learn.no_bar(), learn.no_logging(): res = learn.validate()
     return float(res[1 + i])
 
@@ -261,7 +294,7 @@ def random_mask_arm(
     "The ticket's number of weights per layer at random positions, from the ticket's rewind weights"
     return fit_ticket(learn_fn, random_masks(masks, seed=seed + round), rewind_state, init_seed=seed, seed=seed, **kwargs)[1]
 
-def _untrained(acc): return dict(final_acc=acc, best_acc=acc, epochs_to_best=0, epochs_trained=0)
+def _untrained(acc): return dict(final_acc=acc, es_epoch=0, es_iter=0, es_acc=acc, best_acc=acc, epochs_to_best=0, epochs_trained=0)
 
 def mask_at_init_arm(
     learn_fn, # () -> a fresh `Learner`
@@ -285,6 +318,7 @@ def signed_constant_arm(
     "Zhou et al.'s signed constant: the mask on the initial weights' signs at one magnitude per layer, untrained"
     return _untrained(accuracy_at_init(learn_fn, masks, init_seed=seed, signed_constant=True))
 
+UNTRAINED = ('mask_at_init', 'signed_constant')   # arms scored without training: no iterations, no curves
 CONTROLS = {'reinit': reinit_arm, 'random_mask': random_mask_arm,
             'mask_at_init': mask_at_init_arm, 'signed_constant': signed_constant_arm}
 ARMS = ('ticket', *CONTROLS)
@@ -426,11 +460,15 @@ def find_ticket(
     return pd.DataFrame(rows)
 
 # %% ../nbs/07_lottery.ipynb #c031
+METRIC_LABELS = {'es_acc': 'test accuracy at early stopping', 'es_iter': 'early-stopping iteration',
+                 'es_epoch': 'early-stopping epoch', 'final_acc': 'final test accuracy', 'best_acc': 'best validation accuracy'}
+
 def summarize(
     df:pd.DataFrame, # As `find_ticket` returns it
-    metric:str='final_acc', # The column to summarise
+    metric:str='es_acc', # The column to summarise
 )->pd.DataFrame:
     "Mean and standard deviation of `metric` across seeds, per round and arm"
+    if metric not in df.columns: raise ValueError(f"no column {metric!r}; the numeric columns are {list(df.select_dtypes('number').columns)}")
     g = df.groupby(['round', 'arm'])
     res = g.agg(pct_remaining=('pct_remaining', 'mean'), mean=(metric, 'mean'), std=(metric, 'std'), seeds=('seed', 'nunique'))
     return res.reset_index()
@@ -438,14 +476,15 @@ def summarize(
 # %% ../nbs/07_lottery.ipynb #c032
 def plot_tickets(
     df:pd.DataFrame, # As `find_ticket` returns it
-    metric:str='final_acc', # The column to plot
+    metric:str='es_acc', # The column to plot, e.g. 'es_acc', 'es_iter', 'final_acc'  
     ax:Axes|None=None, # Axes to draw on; `None` makes a figure
     title:str|None=None, # Axes title; `None` for none
 ):
-    "Accuracy against percent of weights remaining (log x), one line per arm, error bars across seeds"
+    "`metric` against percent of weights remaining (log x), one line per arm, error bars across seeds"
     import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(figsize=(7, 4.2))
     s = summarize(df, metric)
+    if metric in ('es_iter', 'es_epoch', 'epochs_trained'): s = s[~s.arm.isin(UNTRAINED)]   # no training, no iterations
     dense = s[s['round'] == 0]
     for arm in [*ARM_STYLES, *sorted(set(s.arm) - set(ARM_STYLES))]:
         c, mk, label = ARM_STYLES.get(arm, (None, 'o', arm))
@@ -456,10 +495,35 @@ def plot_tickets(
     ax.set_xscale('log'); ax.invert_xaxis()
     ticks = sorted(s.pct_remaining.round(1).unique(), reverse=True)
     ax.set_xticks(ticks); ax.set_xticklabels([f'{t:g}' for t in ticks], fontsize=8); ax.minorticks_off()
-    ax.set(xlabel='% of weights remaining (log scale)', ylabel=metric.replace('_acc', ' accuracy').replace('_', ' '),
+    ax.set(xlabel='% of weights remaining (log scale)', ylabel=METRIC_LABELS.get(metric, metric.replace('_', ' ')),
            title=title or f"Iterative magnitude pruning, {s.seeds.max()} seed(s)")
     ax.grid(alpha=0.3); ax.legend(fontsize=8)
     return ax
+
+def plot_early_stopping(
+    df:pd.DataFrame, # As `find_ticket` returns it
+    title:str|None=None, # Figure title
+):
+    "Frankle & Carbin's two panels: the early-stopping iteration, and the test accuracy there, against % of weights remaining"
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.2))
+    plot_tickets(df, 'es_iter', ax=a, title='Early-stopping iteration (lowest validation loss)')
+    plot_tickets(df, 'es_acc', ax=b, title='Test accuracy at early stopping')
+    if title: fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/07_lottery.ipynb #x3397552
+def learning_curves(
+    df:pd.DataFrame, # As `find_ticket` returns it (or as read back from its results.csv)
+)->pd.DataFrame:
+    "One row per round, arm, seed and epoch: the validation loss and accuracy, and the test accuracy"
+    rows = []
+    for r in df[~df.arm.isin(UNTRAINED)].itertuples():
+        curves = [json.loads(c) if isinstance(c, str) else [] for c in (r.val_loss, r.val_acc, r.test_acc)]
+        for e, (vl, va, ta) in enumerate(zip(*curves), 1):
+            rows.append(dict(round=r.round, arm=r.arm, seed=r.seed, pct_remaining=r.pct_remaining, epoch=e, val_loss=vl, val_acc=va, test_acc=ta))
+    return pd.DataFrame(rows)
 
 # %% ../nbs/07_lottery.ipynb #c035b
 def mask_overlap(

@@ -21,9 +21,13 @@ def test_tiny_run_writes_everything(tmp_path):
     assert {'results.csv', 'results.png', 'ticket.pt'} <= {p.name for p in tmp_path.iterdir()}
     df = pd.read_csv(tmp_path/'results.csv')
     assert len(df) == 1 + 2*3 and set(df.arm) == {'ticket', 'reinit', 'random_mask'}
-    assert 'Final accuracy' in r.stdout and 'ticket' in r.stdout and 'reinit' in r.stdout
+    assert 'Test accuracy at early stopping' in r.stdout and 'Early-stopping iteration' in r.stdout
+    assert 'ticket' in r.stdout and 'reinit' in r.stdout
+    assert {'es_iter', 'es_acc', 'final_acc', 'val_acc'} <= set(df.columns)
 
-@pytest.mark.parametrize('args, msg', [(['--rounds', 'x'], 'invalid int'), (['--dataset', 'mnist'], 'invalid choice'),
+@pytest.mark.parametrize('args, msg', [(['--rounds', 'x'], 'invalid int'), (['--dataset', 'mnist2d'], "unknown dataset 'mnist2d'"),
+                                       (['--layer-pct', 'conv=10,attn=5'], "unknown layer kind 'attn'"),
+                                       (['--valid-pct', '1.5'], 'share in (0, 1)'), (['--model', 'vgg'], 'invalid choice'),
                                        (['--rewind', '2 epochs'], "'500it'"), (['--controls', 'shuffle'], 'unknown control'),
                                        (['--prune-pct', '0'], 'prune-pct'), (['--epochs', '-1'], 'must be > 0')])
 def test_bad_options_one_line(tmp_path, args, msg):
@@ -52,3 +56,46 @@ def test_ctrl_c_keeps_finished_rounds_and_resumes(tmp_path):
     final = pd.read_csv(csv)
     assert len(final) == 1 + 6*3
     pd.testing.assert_frame_equal(final.iloc[:len(done)].reset_index(drop=True), done)   # finished rounds kept, not redone
+
+
+def _digits_arrays():
+    from lottery_nb.data import digits
+    xt, yt, xv, yv = digits(size=8, valid_pct=0.3)
+    u8 = lambda x: (x[:, 0].numpy() * 40 + 128).clip(0, 255).astype('uint8')
+    return u8(xt), yt.numpy(), u8(xv), yv.numpy()
+
+def test_npz_dataset_with_a_paper_convnet_and_layer_rates(tmp_path):
+    import numpy as np
+    xt, yt, xv, yv = _digits_arrays()
+    np.savez(tmp_path/'d.npz', x_train=xt, y_train=yt, x_test=xv, y_test=yv)
+    r = run('--dataset', str(tmp_path/'d.npz'), '--model', 'conv2', '--layer-pct', 'conv=10,fc=20,out=10', '--device', 'cpu',
+            '--rounds', '1', '--epochs', '1', '--seeds', '1', '--controls', 'none', '--no-progress', '--out', str(tmp_path/'o'))
+    assert r.returncode == 0, r.stderr
+    df = pd.read_csv(tmp_path/'o'/'results.csv')
+    # conv layers at 10%, FC at 20%, output at 10%: overall between 10 and 20% pruned after one round
+    assert 80 < df.pct_remaining.iloc[-1] < 90, df.pct_remaining.tolist()
+
+def test_image_folder_dataset(tmp_path):
+    from PIL import Image
+    xt, yt, xv, yv = _digits_arrays()
+    for split, xs, ys in [('train', xt[:150], yt[:150]), ('valid', xv[:50], yv[:50])]:
+        for i, (x, y) in enumerate(zip(xs, ys)):
+            d = tmp_path/'imgs'/split/str(int(y)); d.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(x, mode='L').save(d/f'{i}.png')
+    r = run('--dataset', str(tmp_path/'imgs'), '--model', 'lenet300', '--rounds', '1', '--epochs', '1', '--seeds', '1',
+            '--controls', 'none', '--bs', '16', '--no-progress', '--out', str(tmp_path/'o'))
+    assert r.returncode == 0, r.stderr
+    assert len(pd.read_csv(tmp_path/'o'/'results.csv')) == 2
+
+@pytest.mark.parametrize('name', ['mnist', 'cifar10', 'imagenette'])
+def test_download_offline_is_one_line(tmp_path, name):
+    env = {**os.environ, 'https_proxy': 'http://127.0.0.1:9', 'HTTPS_PROXY': 'http://127.0.0.1:9', 'FASTAI_HOME': str(tmp_path)}
+    r = run('--dataset', name, '--out', str(tmp_path/'o'), env=env)
+    assert r.returncode == 2 and 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert 'needs the internet' in r.stderr and "'mnist1d', 'digits'" in r.stderr
+
+def test_cuda_asked_without_a_gpu(tmp_path):
+    import torch
+    if torch.cuda.is_available(): pytest.skip('this machine has a GPU')
+    r = run('--device', 'cuda', '--out', str(tmp_path))
+    assert r.returncode == 2 and 'sees no GPU' in r.stderr

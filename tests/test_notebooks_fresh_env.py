@@ -26,6 +26,7 @@ def fresh_kernel(tmp_path_factory):
     (kdir/'kernel.json').write_text(json.dumps(dict(argv=[str(py), '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
                                                     display_name='lottery_nb fresh', language='python')))
     mp = pytest.MonkeyPatch(); mp.setenv('JUPYTER_PATH', str(tmp/'jupyter'))   # undone when the module's tests end
+    mp.setenv('IN_TEST', '1')   # as nbdev-test sets it: the long tutorials run their smaller settings
     work = tmp/'nbs'; work.mkdir()
     for p in (root/'nbs').glob('*.ipynb'): shutil.copy(p, work/p.name)
     yield work
