@@ -91,8 +91,11 @@ def tensor_dls(
     return DataLoaders(train, *rest, device=device or default_device())
 
 # %% ../nbs/05_data.ipynb #xcfc2a27
-def _split(n, valid_pct, seed):
+def _check_valid_pct(valid_pct):
     if not 0 < valid_pct < 1: raise ValueError(f"valid_pct must be in (0, 1), got {valid_pct!r}")
+
+def _split(n, valid_pct, seed):
+    _check_valid_pct(valid_pct)
     with torch.random.fork_rng(devices=[]): return RandomSplitter(valid_pct, seed)(range(n))   # leaves the global seed alone
 
 def hold_out(
@@ -189,7 +192,7 @@ def folder_dls(
     files = get_image_files(train_dir)
     if not files: raise ValueError(f"{str(train_dir)!r} holds no images (looked for .png, .jpg and the other image types)")
     grey = Image.open(files[0]).mode in ('L', '1')
-    _split(len(files), valid_pct, seed)   # checks valid_pct
+    _check_valid_pct(valid_pct)
     block = DataBlock(blocks=(ImageBlock(PILImageBW if grey else PILImage), CategoryBlock), get_items=get_image_files,
                       get_y=parent_label, splitter=RandomSplitter(valid_pct, seed),
                       item_tfms=Resize(size) if size else None, batch_tfms=Normalize())
@@ -199,6 +202,7 @@ def folder_dls(
     test = dls.test_dl(get_image_files(test_dir), with_labels=True)
     return DataLoaders(dls.train, dls.valid, test, device=dls.device)
 
+# %% ../nbs/05_data.ipynb #x8c81c52
 def npz_dls(
     path, # A `.npz` file with `x_train`, `y_train`, `x_test`, `y_test`
     bs:int=64, # Batch size

@@ -16,6 +16,7 @@ from .core import *
 from .granularity import *
 from .criteria import *
 from .sparsifier import *
+from .callback import RESETS
 
 # %% auto #0
 __all__ = ['mask_distance', 'EarlyBirdCallback', 'plot_mask_distance']
@@ -50,7 +51,7 @@ class EarlyBirdCallback(Callback):
             raise ValueError(f"eps must be a share of the weights in (0, 1], got {eps!r}")
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
             raise ValueError(f"patience must be an int >= 1 (epochs), got {patience!r}")
-        if reset not in (None, 'lth'): raise ValueError(f"reset must be None or 'lth', got {reset!r}")
+        if reset not in RESETS: raise ValueError(f"reset must be None or 'lth', got {reset!r}")
         self.sparsity = sparsity if isinstance(sparsity, dict) else check_sparsity(sparsity)
         self.eps,self.patience,self.reset,self.prune,self.stop = eps,patience,reset,prune,stop
         self.granularity,self.method = get_granularity(granularity),get_method(method)

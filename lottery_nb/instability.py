@@ -90,6 +90,7 @@ def _check_points(n_points, seeds):
     if len(seeds) != 2 or seeds[0] == seeds[1]: raise ValueError(f"seeds must be two different data-order seeds, got {seeds!r}")
     return seeds
 
+# %% ../nbs/07a_instability.ipynb #x9e2ff6e
 def instability(
     learn_fn, # () -> a fresh `Learner` with the metric `metric`
     k=0, # The point in training: epochs (int), or a string like '2ep' or '100it'
@@ -140,18 +141,19 @@ def find_rewind_point(
     n_batches = len(learn_fn().dls.train)
     its = {c: parse_rewind(c, n_batches) for c in candidates}   # every candidate checked before any training
     _check_points(kwargs.get('n_points', 11), kwargs.get('seeds', (0, 1)))
-    rows, curves = [], []
-    for c in progress_bar(sorted(candidates, key=its.get), display=progress, leave=False):
+    order, rows, curves = sorted(candidates, key=its.get), [], []
+    for c in progress_bar(order, display=progress, leave=False):
         curve, barrier = instability(learn_fn, c, **kwargs)
         rows.append(dict(candidate=str(c), iterations=its[c], barrier=barrier, stable=barrier < threshold))
         curves.append(curve.assign(candidate=str(c)))
     table = pd.DataFrame(rows)
-    stable = [c for c in sorted(candidates, key=its.get) if table.set_index('candidate').stable[str(c)]]
-    if not stable:
+    chosen = next((c for c, stable in zip(order, table.stable) if stable), None)
+    if chosen is None:
         warnings.warn(f"no candidate is stable: the smallest barrier is {table.barrier.min():.2f} points "
                       f"(threshold {threshold}); try later rewind points")
-    return RewindSearch(stable[0] if stable else None, table, pd.concat(curves, ignore_index=True), threshold)
+    return RewindSearch(chosen, table, pd.concat(curves, ignore_index=True), threshold)
 
+# %% ../nbs/07a_instability.ipynb #xf398b7f
 def plot_instability(
     search:RewindSearch, # As `find_rewind_point` returns it
     ax:Axes|None=None, # Axes to draw on; `None` makes a figure
