@@ -23,9 +23,9 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.torch_core import default_device
 
 # %% auto #0
-__all__ = ['OFFLINE', 'DATASETS', 'ClassifDataset', 'check_xy', 'tensor_dls', 'hold_out', 'digits', 'digits_dls', 'mnist1d',
-           'mnist1d_dls', 'folder_dls', 'npz_dls', 'mnist_dls', 'cifar10_dls', 'imagenette_dls', 'get_dls', 'synth_dls',
-           'synth_learner']
+__all__ = ['OFFLINE', 'DATASETS', 'ClassifDataset', 'TensorDL', 'check_xy', 'tensor_dls', 'hold_out', 'digits', 'digits_dls',
+           'mnist1d', 'mnist1d_dls', 'folder_dls', 'npz_dls', 'mnist_dls', 'cifar10_dls', 'imagenette_dls', 'get_dls',
+           'synth_dls', 'synth_learner']
 
 # %% ../nbs/05_data.ipynb #c006
 class ClassifDataset:
@@ -41,6 +41,17 @@ class ClassifDataset:
     def __len__(self): return len(self.x)
     def __getitem__(self, i): return self.x[i], self.y[i]
     def new_empty(self): return type(self)(self.x[:0], self.y[:0], self.c)   # what `learn.export()` keeps
+
+# %% ../nbs/05_data.ipynb #xtensdl
+class TensorDL(DataLoader):
+    "A fastai `DataLoader` over a `ClassifDataset` that indexes each batch out of its tensors at once"
+    def create_batches(self, samps):
+        ds, bs = self.dataset, self.bs
+        idx = torch.tensor(list(samps), dtype=torch.long)
+        stop = len(idx) - len(idx) % bs if self.drop_last else len(idx)
+        for i in range(0, stop, bs):
+            j = idx[i:i+bs]
+            yield ds.x[j], ds.y[j]
 
 # %% ../nbs/05_data.ipynb #c007
 def _as_tensor(a, name):
@@ -85,9 +96,9 @@ def tensor_dls(
         if x.shape[1:] != xt.shape[1:]:
             raise ValueError(f"train and {name} samples differ in shape: {tuple(xt.shape[1:])} vs {tuple(x.shape[1:])}")
     c = int(max(y.max() for _, y in splits if len(y))) + 1
-    train = DataLoader(ClassifDataset(xt, yt, c), bs=bs, shuffle=True, drop_last=len(xt) > bs)
+    train = TensorDL(ClassifDataset(xt, yt, c), bs=bs, shuffle=True, drop_last=len(xt) > bs)
     train.rng = random.Random(seed)
-    rest = [DataLoader(ClassifDataset(x, y, c), bs=2*bs) for x, y in splits[1:]]
+    rest = [TensorDL(ClassifDataset(x, y, c), bs=2*bs) for x, y in splits[1:]]
     return DataLoaders(train, *rest, device=device or default_device())
 
 # %% ../nbs/05_data.ipynb #xcfc2a27

@@ -26,7 +26,7 @@ from .granularity import *
 from .criteria import *
 from .sparsifier import *
 from .schedules import annealing_no
-from .callback import SparsifyCallback
+from .callback import SparsifyCallback, fast_events
 from .earlybird import EarlyBirdCallback
 
 # %% auto #0
@@ -187,7 +187,7 @@ def load_ticket(path, # A file written by `save_ticket`
 # %% ../nbs/07_lottery.ipynb #c020
 def _learner(learn_fn, init_seed, metric):
     "A fresh `Learner` from `learn_fn` seeded by `init_seed`, checked for the metric `metric`; and that metric's column"
-    set_seed(init_seed); learn = learn_fn()
+    set_seed(init_seed); learn = fast_events(learn_fn())
     names = [getattr(m, 'name', None) for m in learn.metrics]
     if metric not in names:
         raise ValueError(f"learn_fn must return a Learner with the metric {metric!r} (e.g. metrics=accuracy); its metrics are {names}")
