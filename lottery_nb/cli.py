@@ -78,7 +78,7 @@ def get_parser():
     p.add_argument('--epochs', type=_positive(int), default=EPOCHS, help='training epochs per round and arm')
     p.add_argument('--valid-pct', type=_pct, default=0.1, help='share of the training set held out for validation (early stopping)')
     p.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto', help='where to train; auto picks the GPU if there is one')
-    p.add_argument('--quick', action='store_true', help=f'a one-minute look: {QUICK_HELP}')
+    p.add_argument('--quick', action='store_true', help=f'a half-minute look: {QUICK_HELP}')
     p.add_argument('--lr', type=_positive(float), default=3e-3, help='Adam learning rate')
     p.add_argument('--bs', type=_positive(int), default=100, help='batch size')
     p.add_argument('--method', choices=list(METHODS), default='global', help='one ranking, or per layer')
