@@ -21,7 +21,7 @@ fasterai is a peer, never a dependency: the script installs it into bench/.peers
 `pip install --no-deps --target bench/.peers fasterai==0.4.1 einops torch-pruning`, and skips it with a
 message where that fails. No timing here is an assertion; the test suite runs `--smoke` (one tiny rep of
 everything) only to check that the script works."""
-import argparse, contextlib, re, copy, datetime, functools, gc, io, json, os, platform, random, resource, shutil, statistics
+import argparse, contextlib, re, copy, datetime, functools, gc, io, json, os, platform, random, shutil, statistics
 import subprocess, sys, tempfile, time, warnings, zlib
 from pathlib import Path
 warnings.filterwarnings('ignore')
@@ -33,11 +33,11 @@ from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
 import fastai.callback.progress  # noqa: F401 (no_bar)
 from torchvision import models as tvm
-from lottery_nb.core import mask_views, apply_views, masked_layers, prunable_layers, get_mask, remove_masks, has_mask
+from lottery_nb.core import mask_views, apply_views, masked_layers, get_mask, remove_masks, has_mask
 from lottery_nb.sparsifier import Sparsifier
 from lottery_nb.callback import SparsifyCallback, fast_events
 from lottery_nb.schedules import annealing_no, one_shot
-from lottery_nb.data import mnist1d_dls, digits_dls, ClassifDataset
+from lottery_nb.data import mnist1d_dls, digits_dls
 from lottery_nb.models import mlp, resnet18
 import lottery_nb
 
@@ -52,9 +52,12 @@ def boot_median(xs, n=2000, seed=0):
     meds = np.median(a[rng.integers(0, len(a), (n, len(a)))], axis=1)
     return float(np.median(a)), float(np.quantile(meds, .025)), float(np.quantile(meds, .975))
 
-def fmt_ratio(xs):
-    m, lo, hi = boot_median(xs)
+def fmt_ci(r):
+    "A `boot_median` result as 'median [low, high]'"
+    m, lo, hi = r
     return f'{m:.3f} [{lo:.3f}, {hi:.3f}]'
+
+def fmt_ratio(xs): return fmt_ci(boot_median(xs))
 
 def interleave(arms:dict, reps:int, seed=0):
     "Run every arm once as a warm-up, then `reps` times in a new random order each rep; `{arm: [seconds]}`"
@@ -209,9 +212,8 @@ def section_overhead(a):
                 rows.append([mname, opt, k, f'{np.median(t[k]):.3f}', fmt_ratio(ratio[k])])
             lo_f, lo_t = boot_median(vs_floor), boot_median(vs_floor_tr)
             summary.append([mname, opt, f'{1e3*step:.2f}', f'{1e3*op:.3f} ({100*op/step:.1f}%)', fmt_ratio(ratio['plain B (A/A)']),
-                            f'{lo_f[0]:.3f} [{lo_f[1]:.3f}, {lo_f[2]:.3f}]', 'yes' if at_floor(lo_f) else 'no',
-                            f'{lo_t[0]:.3f} [{lo_t[1]:.3f}, {lo_t[2]:.3f}]', 'yes' if at_floor(lo_t) else 'no',
-                            ', '.join(f'{p.split()[0]} {v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]' for p, v in below.items())])
+                            fmt_ci(lo_f), 'yes' if at_floor(lo_f) else 'no', fmt_ci(lo_t), 'yes' if at_floor(lo_t) else 'no',
+                            ', '.join(f'{p.split()[0]} {fmt_ci(v)}' for p, v in below.items())])
     txt = ['## 1. Training overhead', '',
            f'Whole `learn.fit` wall time, {reps} reps after a warm-up, the arms in a new random order every rep. Ratios are '
            f'to the first plain fit of the same rep: median [bootstrap 95% interval]. {PRUNED}% of every Linear/Conv2d weight '
@@ -284,23 +286,26 @@ def _storages(*objs):
 def held_bytes(name):
     "Extra bytes per prunable weight held by each library once the model is pruned to 80% (global)"
     torch.manual_seed(0); m = getattr(tvm, name)(); n = sum(l.weight.numel() for l, _ in _prunable(m))
-    before = _storages(m)
-    def extra(*objs): return sum(v for k, v in _storages(*objs).items() if k not in before) / n
+    def pruned(prune):
+        "`prune` a copy of the model; the copy, and a function of the bytes reachable from objects that it did not hold before"
+        mm = copy.deepcopy(m); before = _storages(mm); state = prune(mm)
+        return mm, state, lambda *objs: sum(v for k, v in _storages(mm, *objs).items() if k not in before) / n
     res = {}
-    mm = copy.deepcopy(m); before = _storages(mm); sp = Sparsifier(mm, method='global'); sp.prune(PRUNED)
+    mm, sp, extra = pruned(lambda mm: Sparsifier(mm, method='global').prune(PRUNED))
     masks = sum(get_mask(l).untyped_storage().nbytes() for l in masked_layers(mm).values()) / n
     w0 = sum(mm.get_submodule(k.rsplit('.', 1)[0]).weight.numel() * 4 for k in sp.rewind_state
              if k.endswith('.weight') and k.rsplit('.', 1)[0] in sp.layers) / n
-    res['lottery_nb'] = (extra(mm, sp.rewind_state), f'bool mask {masks:.3f} + float32 rewind copy of the weights {w0:.3f} '
-                         f'+ rewind copy of biases, batch-norm parameters and statistics {extra(mm, sp.rewind_state)-masks-w0:.3f}')
-    mm = copy.deepcopy(m); before = _storages(mm)
-    tprune.global_unstructured(_prunable(mm), pruning_method=tprune.L1Unstructured, amount=PRUNED/100)
-    res['torch.nn.utils.prune'] = (extra(mm), 'float32 `weight_mask` + the masked `weight` it recomputes every forward; no rewind copy')
+    total = extra(sp.rewind_state)
+    res['lottery_nb'] = (total, f'bool mask {masks:.3f} + float32 rewind copy of the weights {w0:.3f} '
+                         f'+ rewind copy of biases, batch-norm parameters and statistics {total-masks-w0:.3f}')
+    _, _, extra = pruned(lambda mm: tprune.global_unstructured(_prunable(mm), pruning_method=tprune.L1Unstructured, amount=PRUNED/100))
+    res['torch.nn.utils.prune'] = (extra(), 'float32 `weight_mask` + the masked `weight` it recomputes every forward; no rewind copy')
     if FAI is not None:
-        mm = copy.deepcopy(m); before = _storages(mm)
-        with contextlib.redirect_stdout(io.StringIO()):
-            sp = FAI['Sparsifier'](mm, 'weight', 'global', FAI['large_final'], layer_type=(nn.Linear, nn.Conv2d)); sp.sparsify_model(PRUNED/100)
-        res['fasterai 0.4.1'] = (extra(mm), 'float32 `_mask` + `_init_weights`/`_init_biases` of every layer with a weight')
+        def fai(mm):
+            with contextlib.redirect_stdout(io.StringIO()):
+                FAI['Sparsifier'](mm, 'weight', 'global', FAI['large_final'], layer_type=(nn.Linear, nn.Conv2d)).sparsify_model(PRUNED/100)
+        _, _, extra = pruned(fai)
+        res['fasterai 0.4.1'] = (extra(), 'float32 `_mask` + `_init_weights`/`_init_biases` of every layer with a weight')
     return n, res
 
 RSS_ARMS = ['plain', 'lottery_nb fixed mask', 'torch.nn.utils.prune', 'fasterai 0.4.1']
@@ -371,7 +376,7 @@ def ticket_split(a):
     "The `lottery_nb` command, in process, with its time split by phase"
     import pandas as pd
     from matplotlib.figure import Figure
-    import lottery_nb.lottery as L, lottery_nb.cli as cli, lottery_nb.sparsifier as S, lottery_nb.callback as C
+    import lottery_nb.lottery as L, lottery_nb.cli as cli, lottery_nb.sparsifier as S
     argv = ['--no-progress'] + (['--rounds', '1', '--seeds', '1', '--epochs', '4'] if a.quick else []) + (['--rounds', '1', '--seeds', '1', '--epochs', '1'] if a.smoke else [])
     sp = Split()
     sp.wrap(Learner, '_do_epoch_train', 'training')

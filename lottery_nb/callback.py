@@ -6,7 +6,7 @@ Docs: https://lottery-nb.github.io/lottery-nb/callback.html.md"""
 
 # %% ../nbs/06_callback.ipynb #c003
 from __future__ import annotations
-import numbers
+import functools, numbers
 import pandas as pd
 from fastai.learner import Learner, Metric
 from fastai.callback.core import Callback, event, _events as EVENTS
@@ -39,6 +39,11 @@ def _drop_column(metrics): return [o for o in metrics if not isinstance(o, _Spar
 # %% ../nbs/06_callback.ipynb #c007
 RESETS = (None, 'lth')
 
+@functools.cache
+def _handled(cls)->frozenset:
+    "The events callback class `cls` has a method for, worked out once per class"
+    return frozenset(e for e in EVENTS if callable(getattr(cls, e, None)))
+
 def _check_learn(learn):
     if learn is not None and not isinstance(learn, Learner):
         raise TypeError(f"the first positional argument is the Learner (as in the blog), got {learn!r}; "
@@ -66,9 +71,7 @@ class SparsifyCallback(Callback):
     order = 12   # after DistributedTrainer (11) and MixedPrecision (10), before Recorder (50): see "Callback order"
     def __call__(self, event_name):
         "Dispatch only the events this class handles; fastai's lookup of the others costs more than the mask itself"
-        cls = type(self)
-        if '_dispatch' not in cls.__dict__: cls._dispatch = frozenset(e for e in EVENTS if callable(getattr(cls, e, None)))
-        if event_name in cls._dispatch: return super().__call__(event_name)
+        if event_name in _handled(type(self)): return super().__call__(event_name)
 
     def __init__(self, learn:Learner|None=None, # Accepted so the blog's cells run; attach the callback with `cbs=`
                  sparsity:float=None, # Target sparsity, in percent of the prunable units (50 means half)
@@ -193,7 +196,7 @@ def after_fit(self:SparsifyCallback):
     if self.verbose: display(self.sparsifier.report())
 
 # %% ../nbs/06_callback.ipynb #xfastev
-def _handles(cb, event_name): return event_name in vars(cb) or callable(getattr(type(cb), event_name, None))
+def _handles(cb, event_name): return event_name in vars(cb) or event_name in _handled(type(cb))
 
 class _Events:
     "A `Learner._call_one` that calls only the callbacks that handle the event, worked out again when the callbacks change"
