@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from lottery_nb.core import remove_masks
 from lottery_nb.sparsifier import Sparsifier
-from lottery_nb.models import resnet18
+from lottery_nb.models import tv_resnet18 as resnet18
 from lottery_nb.export import export_pruned, silence_dead_channels, n_params
 
 def timeit(f, n):

@@ -38,7 +38,7 @@ from lottery_nb.sparsifier import Sparsifier
 from lottery_nb.callback import SparsifyCallback, fast_events
 from lottery_nb.schedules import annealing_no, one_shot
 from lottery_nb.data import mnist1d_dls, digits_dls
-from lottery_nb.models import mlp, resnet18
+from lottery_nb.models import mlp, tv_resnet18 as resnet18
 import lottery_nb
 
 HERE = Path(__file__).resolve().parent

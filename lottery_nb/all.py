@@ -14,11 +14,17 @@ from .criteria import *
 from .sparsifier import *
 from .schedules import *
 from .callback import *
+from .tickets import *
 from .earlybird import *
 from .data import *
 from .models import *
+from .train import *
+from .controls import *
 from .lottery import *
+from .results import *
 from .instability import *
 from .viz import *
-from . import core, granularity, criteria, sparsifier, schedules, callback, earlybird, data, models, lottery, instability, viz
-__all__ = [n for mod in (core, granularity, criteria, sparsifier, schedules, callback, earlybird, data, models, lottery, instability, viz) for n in mod.__all__]
+from .export import *
+import importlib as _importlib
+_MODULES = [_importlib.import_module(f'lottery_nb.{m}') for m in ('core', 'granularity', 'criteria', 'sparsifier', 'schedules', 'callback', 'tickets', 'earlybird', 'data', 'models', 'train', 'controls', 'lottery', 'results', 'instability', 'viz', 'export')]   # no module name in this namespace
+__all__ = [n for mod in _MODULES for n in mod.__all__]

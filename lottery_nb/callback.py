@@ -50,13 +50,11 @@ def _check_learn(learn):
                         f"pass the sparsity by name: SparsifyCallback(sparsity=...)")
 
 def _check_epoch(name, v):
-    if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Real) or v < 0):
-        raise ValueError(f"{name} must be an epoch number >= 0, got {v!r}")
+    if v is not None: check_number(v, name, 0, note='an epoch number')
 
 def _check_window(rewind, start_epoch, end_epoch):
     "`rewind`, `start_epoch` and `end_epoch` on their own and together; the checks against the fit come in `before_fit`"
-    if isinstance(rewind, bool) or not isinstance(rewind, int) or rewind < 0:
-        raise ValueError(f"rewind must be an epoch number (int >= 0), got {rewind!r}")
+    check_number(rewind, 'rewind', 0, integer=True, note='an epoch number')
     _check_epoch('start_epoch', start_epoch); _check_epoch('end_epoch', end_epoch)
     if start_epoch is not None and start_epoch < rewind:
         raise ValueError(f"start_epoch={start_epoch} is before rewind={rewind}: pruning would begin before the rewind "

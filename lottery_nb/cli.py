@@ -10,7 +10,7 @@ import argparse, shutil, sys, time, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['EPOCHS', 'QUICK', 'QUICK_HELP', 'get_parser', 'summary_table', 'run', 'main']
+__all__ = ['EPOCHS', 'QUICK', 'QUICK_HELP', 'get_parser', 'run', 'main']
 
 # %% ../nbs/09_cli.ipynb #c009
 EPOCHS = 20   # the default budget: the dense MLP on MNIST-1D reaches its lowest validation loss well before it (IMP tutorial)
@@ -30,7 +30,7 @@ def _positive(t):
 
 def _controls(s):
     from lottery_nb.core import lookup
-    from lottery_nb.lottery import CONTROLS
+    from lottery_nb.controls import CONTROLS
     cs = [] if s in ('', 'none') else [o.strip() for o in s.split(',')]
     try:
         for c in cs: lookup(CONTROLS, c, 'control', 'or none')
@@ -62,7 +62,7 @@ def get_parser():
     from lottery_nb.sparsifier import METHODS
     from lottery_nb.data import DATASETS
     from lottery_nb.models import MODELS
-    from lottery_nb.lottery import CONTROLS
+    from lottery_nb.controls import CONTROLS
     p = _Parser(prog='lottery_nb', description='Find winning lottery tickets by iterative magnitude pruning, with controls.',
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--dataset', default='mnist1d', help=f"{', '.join(DATASETS)} (mnist, cifar10 and imagenette are "
@@ -87,24 +87,6 @@ def get_parser():
     p.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     return p
 
-# %% ../nbs/09_cli.ipynb #c012
-def summary_table(
-    df, # As `find_ticket` returns it
-    metric:str='es_acc', # The column to summarise: 'es_acc', 'es_iter', 'final_acc', ...
-    fmt:str='.3f', # How each mean and std is written
-):
-    "Mean ± std of `metric` across seeds: one row per round, the percent of weights remaining, one column per arm"
-    from lottery_nb.lottery import summarize, ARMS, UNTRAINED
-    s = summarize(df, metric)
-    if metric in ('es_iter', 'es_epoch'): s = s[~s.arm.isin(UNTRAINED)]
-    s['acc'] = [f"{m:{fmt}} ± {0 if sd != sd else sd:{fmt}}" for m,sd in zip(s['mean'], s['std'])]
-    t = s.pivot_table(index=['round', 'pct_remaining'], columns='arm', values='acc', aggfunc='first')
-    t = t[[c for c in ARMS if c in t.columns]].fillna('')
-    t.insert(0, 'remaining', [f"{p:5.1f}%" for _,p in t.index])
-    t.index = [f"round {r}" for r,_ in t.index]   # one header row: no index or column names
-    t.columns.name = None
-    return t
-
 # %% ../nbs/09_cli.ipynb #c014
 def _layer_rates(model, pct, prune_pct):
     "`find_ticket`'s `layer_rates` for `{kind: percent}`: conv layers, fully connected ones, and the output layer"
@@ -126,7 +108,9 @@ def run(
     import torch
     from lottery_nb.data import get_dls
     from lottery_nb.models import MODELS
-    from lottery_nb.lottery import find_ticket, plot_tickets, parse_rewind
+    from lottery_nb.lottery import find_ticket
+    from lottery_nb.train import parse_rewind
+    from lottery_nb.results import plot_early_stopping, summary_table
     if args.quick: vars(args).update(QUICK)
     rewind = int(args.rewind) if args.rewind.isdigit() else args.rewind
     parse_rewind(rewind, 1)   # a malformed rewind fails here, before any data is built
@@ -144,12 +128,9 @@ def run(
     df = find_ticket(learn_fn, rounds=args.rounds, prune_pct=args.prune_pct, rewind=rewind, epochs=args.epochs, lr=args.lr,
                      seeds=range(args.seeds), controls=args.controls, method=method, layer_rates=layer_rates, out=out,
                      progress=not args.no_progress, early_bird=args.early_bird)
-    fig = Figure(figsize=(12, 4.2))
-    a, b = fig.subplots(1, 2)
-    plot_tickets(df, 'es_iter', ax=a, title='Early-stopping iteration (lowest validation loss)')
-    plot_tickets(df, 'es_acc', ax=b, title='Test accuracy at early stopping')
-    fig.suptitle(f"{args.model} on {args.dataset}: {args.rounds} rounds of {args.prune_pct:g}%, {args.seeds} seed(s)")
-    fig.tight_layout(); fig.savefig(out/'results.png', dpi=120)
+    fig = plot_early_stopping(df, f"{args.model} on {args.dataset}: {args.rounds} rounds of {args.prune_pct:g}%, {args.seeds} seed(s)",
+                              fig=Figure(figsize=(12, 4.2)))
+    fig.savefig(out/'results.png', dpi=120)
     last = out/'seed0'/f'round{args.rounds}.pt'
     if last.exists(): shutil.copy(last, out/'ticket.pt')
     print(f"\nTest accuracy at early stopping, mean ± std over {args.seeds} seed(s):")

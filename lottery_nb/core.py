@@ -6,18 +6,18 @@ Docs: https://lottery-nb.github.io/lottery-nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import signal, threading
+import math, numbers, signal, threading
 from contextlib import contextmanager
 import torch, pandas as pd
 from torch import nn
 from fastcore.basics import tuplify
 
 # %% auto #0
-__all__ = ['PRUNABLE', 'MASK', 'LayerTypes', 'check_layer_type', 'lookup', 'registry_name', 'prunable_layers', 'has_mask',
-           'get_mask', 'mask_views', 'apply_views', 'apply_mask', 'add_mask', 'masked_layers', 'add_masks', 'get_masks',
-           'apply_masks', 'pause_mask_hooks', 'resume_mask_hooks', 'remove_masks', 'model_state', 'load_model_state',
-           'set_masks', 'uninterrupted', 'unwrap_model', 'sync_from_rank0', 'sparsity', 'sparsity_report',
-           'print_sparsity']
+__all__ = ['PRUNABLE', 'MASK', 'LayerTypes', 'check_layer_type', 'lookup', 'registry_name', 'check_number', 'get_ax',
+           'prunable_layers', 'has_mask', 'get_mask', 'mask_views', 'apply_views', 'apply_mask', 'add_mask',
+           'masked_layers', 'add_masks', 'get_masks', 'apply_masks', 'pause_mask_hooks', 'resume_mask_hooks',
+           'remove_masks', 'model_state', 'load_model_state', 'set_masks', 'uninterrupted', 'unwrap_model',
+           'sync_from_rank0', 'sparsity', 'sparsity_report', 'print_sparsity']
 
 # %% ../nbs/00_core.ipynb #c005
 class LayerTypes(tuple):
@@ -63,6 +63,39 @@ def registry_name(
 )->str|None:
     "The name `obj` is registered under in `registry`, or `None`"
     return next((k for k,v in registry.items() if v is obj), None)
+
+# %% ../nbs/00_core.ipynb #xcn0002
+def check_number(
+    v, # The value to check
+    name:str, # Its name in the error message
+    lo=None, # The smallest valid value (`None`: no lower bound)...
+    hi=None, # The largest (`None`: no upper bound)...
+    lo_open:bool=False, # ...`lo` itself excluded
+    hi_open:bool=False, # ...`hi` itself excluded
+    integer:bool=False, # Ask for an int
+    note:str='', # What the number means, said in the message: 'epochs', 'percent', ...
+):
+    "`v` if it is a number (an int if `integer`, never a bool) within the bounds; else an error that names `name`, `v` and the range"
+    rng = (f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}" if lo is not None and hi is not None
+           else f"{'>' if lo_open else '>='} {lo}" if lo is not None else f"{'<' if hi_open else '<='} {hi}" if hi is not None else '')
+    want = ' '.join(o for o in ('an int' if integer else 'a number', rng, f'({note})' if note else '') if o)
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral if integer else numbers.Real):
+        raise TypeError(f"{name} must be {want}, got {v!r}")
+    ok = not (isinstance(v, float) and math.isnan(v))
+    if ok and lo is not None: ok = v > lo if lo_open else v >= lo
+    if ok and hi is not None: ok = v < hi if hi_open else v <= hi
+    if not ok: raise ValueError(f"{name} must be {want}, got {v!r}")
+    return v
+
+# %% ../nbs/00_core.ipynb #xcn0005
+def get_ax(
+    ax=None, # Axes to draw on
+    figsize:tuple=(6.5, 3.8), # The size of the figure made when `ax` is `None`
+):
+    "`ax`, or the axes of a new pyplot figure of `figsize`"
+    if ax is not None: return ax
+    import matplotlib.pyplot as plt
+    return plt.subplots(figsize=figsize)[1]
 
 # %% ../nbs/00_core.ipynb #c009
 def prunable_layers(

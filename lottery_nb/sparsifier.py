@@ -12,6 +12,7 @@ from torch import nn, Tensor
 from fastcore.basics import patch
 from fastcore.xtras import is_listy
 from .core import *
+import lottery_nb.core as _core
 from .granularity import *
 from .criteria import *
 
@@ -80,11 +81,7 @@ def check_sparsity(
     sparsity:float, # Percent, 0 to 100
 )->float:
     "`sparsity` as a float in [0, 100], or a clear error"
-    if isinstance(sparsity, bool) or not isinstance(sparsity, numbers.Real):
-        raise TypeError(f"sparsity must be a number of percent in [0, 100], got {sparsity!r}")
-    if math.isnan(sparsity) or not 0 <= sparsity <= 100:
-        raise ValueError(f"sparsity must be a percent in [0, 100] (50 means half the weights), got {sparsity!r}")
-    return float(sparsity)
+    return float(check_number(sparsity, 'sparsity', 0, 100, note='percent; 50 means half the weights'))
 
 def get_method(
     method:str, # 'local' or 'global', or one of `METHODS`' functions
@@ -164,7 +161,7 @@ def report(self:Sparsifier):
 @patch
 def remove_masks(self:Sparsifier)->nn.Module:
     "Remove every mask from the model and return it (see `remove_masks`)"
-    return remove_masks(self.model)
+    return _core.remove_masks(self.model)   # through the module: fastcore 1.8's `patch` rebinds this module's `remove_masks`
 
 # %% ../nbs/03_sparsifier.ipynb #c031
 @patch

@@ -13,8 +13,8 @@ import numpy as np, torch
 from torch import nn
 import ipywidgets as W
 import matplotlib
-import matplotlib.pyplot as plt
 import matplotlib.figure
+from matplotlib.axes import Axes
 from matplotlib import animation
 from fastai.callback.core import Callback
 from fastcore.basics import patch, listify
@@ -64,12 +64,12 @@ def plot_schedule(
     end_epoch:float|None=None, # Epoch it reaches the target; `None`: the end
     n_epoch:int=10, # Epochs of the fit
     reset:bool=False, # Mark where `reset='lth'` would rewind
-    ax:plt.Axes|None=None, # Axes to draw on; `None` makes a figure
+    ax:Axes|None=None, # Axes to draw on; `None` makes a figure
     label:str|None=None, # Legend label; `None`: the function's name
     **kwargs, # Passed to `ax.plot`
 ):
     "Plot scheduled sparsity against epochs; returns the axes"
-    if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
+    ax = get_ax(ax, (6, 3.5))
     for f in listify(sched_func):
         es, ys = schedule_curve(f, sparsity, start_epoch, end_epoch, n_epoch)
         name = label or getattr(f, '__name__', None) or getattr(getattr(f, 'func', None), '__name__', 'schedule')
@@ -85,10 +85,10 @@ def plot_schedule(
 @patch
 def plot(
     self:SparsifyCallback,
-    ax:plt.Axes|None=None, # Axes to draw on; `None` makes a figure
+    ax:Axes|None=None, # Axes to draw on; `None` makes a figure
 ):
     "Scheduled and achieved sparsity per batch, with prune (|) and reset (v) events; returns the axes"
-    if ax is None: _, ax = plt.subplots(figsize=(6.5, 3.5))
+    ax = get_ax(ax, (6.5, 3.5))
     h = self.history
     ax.plot(h.epoch, h.scheduled, lw=2, color='C0', label='scheduled')
     ax.step(h.epoch, h.sparsity, where='post', lw=1.5, color='C1', ls='--', label='achieved')
@@ -161,11 +161,11 @@ def schedule_explorer(
 # %% ../nbs/08_viz.ipynb #c017
 def plot_layer_sparsity(
     model:nn.Module, # Any model
-    ax:plt.Axes|None=None, # Axes to draw on; `None` makes a figure
+    ax:Axes|None=None, # Axes to draw on; `None` makes a figure
     layer_type:tuple=PRUNABLE, # The layer classes whose weights count (`PRUNABLE`: Conv1d/2d/3d and Linear)
 ):
     "Bar chart of the percent of zero weights in each prunable layer, with the overall value as a line"
-    if ax is None: _, ax = plt.subplots(figsize=(6, 3))
+    ax = get_ax(ax, (6, 3))
     df = sparsity_report(model, layer_type)
     layers = df.drop('total')
     ax.bar(range(len(layers)), layers.sparsity, color='C0')
@@ -182,6 +182,7 @@ def plot_weight_hist(
     "Histograms of |w| of the surviving weights per layer, the smallest kept magnitude marked; returns the figure"
     ls = prunable_layers(model, layer_type)
     n = len(ls); cols = min(n, 2); rows = math.ceil(n/cols)
+    import matplotlib.pyplot as plt
     fig, axs = plt.subplots(rows, cols, figsize=(3.6*cols, 2.7*rows), squeeze=False)   # about 720 px wide: shown at its own size
     for ax,(name,m) in zip(axs.flat, ls.items()):
         w = m.weight.detach().abs().flatten().cpu()
@@ -203,11 +204,11 @@ def _grid(w):
 
 def show_mask(
     layer:nn.Module, # A masked layer
-    ax:plt.Axes|None=None, # Axes to draw on; `None` makes a figure
+    ax:Axes|None=None, # Axes to draw on; `None` makes a figure
     cmap='magma', # A matplotlib colormap for |w|
 ):
     "One layer's |weights| as an image (kernels or rows in a grid), pruned weights black; returns the axes"
-    if ax is None: _, ax = plt.subplots(figsize=(5, 4))
+    ax = get_ax(ax, (5, 4))
     w = layer.weight.detach().abs().cpu()
     if has_mask(layer): w = w * get_mask(layer).cpu()
     img = _grid(w).numpy()
@@ -220,7 +221,7 @@ def show_mask(
     ax.set(title=f'{type(layer).__name__} {tuple(layer.weight.shape)}: {zero:.0f}% pruned (black)',
            xlabel='input' + (' channel x kernel column' if w.ndim > 2 else ''), ylabel='output' + (' filter x kernel row' if w.ndim > 2 else ''))
     ax.title.set_fontsize(9)
-    plt.colorbar(im, ax=ax, fraction=0.04, label='|w|')
+    ax.figure.colorbar(im, ax=ax, fraction=0.04, label='|w|')
     return ax
 
 # %% ../nbs/08_viz.ipynb #c022
@@ -237,14 +238,14 @@ def _sample(n, k): return np.unique(np.linspace(0, n-1, min(n, k)).round().astyp
 
 def draw_network(
     model, # An MLP, or a list of (weight, mask) pairs
-    ax:plt.Axes|None=None, # Axes to draw on; `None` makes a figure
+    ax:Axes|None=None, # Axes to draw on; `None` makes a figure
     max_units:int=8, # At most this many units drawn per layer
     wmax:float|None=None, # |w| drawn at full width; default the largest |w| shown
     max_width:float=4., # Line width of the largest |w|, in points
 ):
     "Draw an MLP as a node-link diagram in the blog's style; returns the axes"
     pairs = _linear_pairs(model)
-    if ax is None: _, ax = plt.subplots(figsize=(4, 4))
+    ax = get_ax(ax, (4, 4))
     fig = ax.figure; fig.set_facecolor(BG); ax.set_facecolor(BG)
     sizes = [pairs[0][0].shape[1]] + [w.shape[0] for w,_ in pairs]
     idx = [_sample(n, max_units) for n in sizes]
@@ -335,6 +336,7 @@ def animate_masks(
     frames = thin_frames(frames, max_frames)
     seq = [f for f in frames for _ in range(hold if f['kind'] in ('init', 'prune', 'reset') else 1)]
     n = len(frames[0]['pairs'])
+    import matplotlib.pyplot as plt
     fig = plt.figure(figsize=(size*(1 if view == 'network' else min(n, 3)), size), dpi=dpi, facecolor=BG)
     if view == 'network':
         ax = fig.add_axes([0, 0.14, 1, 0.86]); axs = [ax]

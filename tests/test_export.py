@@ -9,7 +9,7 @@ from fastai.basics import Learner, load_learner
 import fastai.callback.progress  # noqa: F401 (Learner.no_bar)
 from lottery_nb.core import prunable_layers, set_masks, get_masks, sparsity
 from lottery_nb.sparsifier import Sparsifier
-from lottery_nb.models import mlp, resnet18
+from lottery_nb.models import mlp, tv_resnet18 as resnet18
 from lottery_nb.data import synth_dls
 from lottery_nb.export import export_pruned, silence_dead_channels, dead_units, n_params
 
