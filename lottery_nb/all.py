@@ -20,11 +20,12 @@ from .data import *
 from .models import *
 from .train import *
 from .controls import *
+from .store import *
 from .lottery import *
 from .results import *
 from .instability import *
 from .viz import *
 from .export import *
 import importlib as _importlib
-_MODULES = [_importlib.import_module(f'lottery_nb.{m}') for m in ('core', 'granularity', 'criteria', 'sparsifier', 'schedules', 'callback', 'tickets', 'earlybird', 'data', 'models', 'train', 'controls', 'lottery', 'results', 'instability', 'viz', 'export')]   # no module name in this namespace
+_MODULES = [_importlib.import_module(f'lottery_nb.{m}') for m in ('core', 'granularity', 'criteria', 'sparsifier', 'schedules', 'callback', 'tickets', 'earlybird', 'data', 'models', 'train', 'controls', 'store', 'lottery', 'results', 'instability', 'viz', 'export')]   # no module name in this namespace
 __all__ = [n for mod in _MODULES for n in mod.__all__]

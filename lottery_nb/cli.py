@@ -10,12 +10,12 @@ import argparse, shutil, sys, time, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['EPOCHS', 'QUICK', 'QUICK_HELP', 'get_parser', 'run', 'main']
+__all__ = ['EPOCHS', 'QUICK', 'QUICK_HELP', 'get_parser', 'run', 'merge', 'main']
 
 # %% ../nbs/09_cli.ipynb #c009
 EPOCHS = 20   # the default budget: the dense MLP on MNIST-1D reaches its lowest validation loss well before it (IMP tutorial)
-QUICK = dict(rounds=5, seeds=2, epochs=8)   # --quick
-QUICK_HELP = ', '.join(f'{k} {v}' for k,v in QUICK.items())
+QUICK = dict(rounds=5, seeds=[0, 1], epochs=8)   # --quick
+QUICK_HELP = 'rounds 5, seeds 0 1, epochs 8'
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message): self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -27,6 +27,13 @@ def _positive(t):
         if v <= 0: raise argparse.ArgumentTypeError(f"must be > 0, got {s}")
         return v
     return f
+
+def _seeds(s):
+    "One seed ('3') or a range ('0-4', both ends in)"
+    a, sep, b = s.partition('-')
+    if not (a.isdigit() and (not sep or b.isdigit())):
+        raise argparse.ArgumentTypeError(f"{s!r} is not a seed: give seeds >= 0 like 3, or ranges like 0-4")
+    return list(range(int(a), int(b) + 1)) if sep else [int(a)]
 
 def _controls(s):
     from lottery_nb.core import lookup
@@ -73,7 +80,10 @@ def get_parser():
     p.add_argument('--layer-pct', type=_layer_pct, default=None, metavar='KIND=PCT,...',
                    help="per-layer rates as in the paper, e.g. conv=15,fc=20,out=10 (LeNet: fc=20,out=10); implies --method local")
     p.add_argument('--rewind', default='0', help="rewind point: epochs, or like '2ep' / '500it'")
-    p.add_argument('--seeds', type=_positive(int), default=3, help='number of seeds (0, 1, ...)')
+    p.add_argument('--seeds', type=_seeds, nargs='+', default=[[0, 1, 2]], metavar='SEED',
+                   help='the seeds to run: 3, or 0 2 5, or a range 0-4 (the first five); one job per seed: --seeds $SLURM_ARRAY_TASK_ID')
+    p.add_argument('--jobs', type=_positive(int), default=1, help='fits run at once, each in its own process')
+    p.add_argument('--threads', type=_positive(int), default=None, help="torch threads of each fit; default: torch's own with --jobs 1, else 1")
     p.add_argument('--controls', type=_controls, default=('reinit', 'random_mask'), help=f"comma-separated: {','.join(CONTROLS)}, or none")
     p.add_argument('--epochs', type=_positive(int), default=EPOCHS, help='training epochs per round and arm')
     p.add_argument('--valid-pct', type=_pct, default=0.1, help='share of the training set held out for validation (early stopping)')
@@ -82,7 +92,7 @@ def get_parser():
     p.add_argument('--lr', type=_positive(float), default=3e-3, help='Adam learning rate')
     p.add_argument('--bs', type=_positive(int), default=100, help='batch size')
     p.add_argument('--method', choices=list(METHODS), default='global', help='one ranking, or per layer')
-    p.add_argument('--early-bird', action='store_true', help="stop round 0 once round 1's mask has settled (You et al.)")
+    p.add_argument('--early-bird', action='store_true', help="stop each ticket's training once the next round's mask has settled (You et al.)")
     p.add_argument('--out', default='lottery_out', help='output folder; the same folder resumes a run')
     p.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     return p
@@ -97,21 +107,40 @@ def _layer_rates(model, pct, prune_pct):
     kind = lambda n, m: 'out' if n in out else 'fc' if isinstance(m, nn.Linear) else 'conv'
     return {n: pct.get(kind(n, m), prune_pct) / prune_pct for n,m in layers.items()}
 
+class _Learn:
+    "The command's `learn_fn`: a fresh `Learner` of `model` on `dls`; a class, so that it pickles to other processes (--jobs)"
+    def __init__(self, dls, model, shape): self.dls, self.model, self.shape = dls, model, shape
+    def __call__(self):
+        from fastai.learner import Learner
+        from fastai.metrics import accuracy
+        from fastai.optimizer import Adam
+        from lottery_nb.models import MODELS
+        return Learner(self.dls, MODELS[self.model](self.shape), metrics=accuracy, opt_func=Adam)
+
+def _results_at(df, r):
+    "Mean and std across seeds of each arm's test accuracy at early stopping in round `r` (and the dense network's)"
+    s = df[df['round'].isin([0, r])]
+    res = {('dense' if rr == 0 else a): dict(mean=float(g.es_acc.mean()), std=float(g.es_acc.std()) if len(g) > 1 else 0.)
+           for (rr, a), g in s.groupby(['round', 'arm']) if rr == 0 and a == 'ticket' or rr == r}
+    return res
+
 def run(
     args, # The parser's namespace
 )->int:
     "Run the experiment described by parsed `args`; return the exit status"
     from matplotlib.figure import Figure   # no pyplot: the command changes no backend and no global state
-    from fastai.learner import Learner
-    from fastai.metrics import accuracy
-    from fastai.optimizer import Adam
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing as mp
     import torch
     from lottery_nb.data import get_dls
     from lottery_nb.models import MODELS
     from lottery_nb.lottery import find_ticket
     from lottery_nb.train import parse_rewind
+    from lottery_nb.tickets import read_ticket, write_ticket, write_card
+    from lottery_nb.core import atomic_path
     from lottery_nb.results import plot_early_stopping, summary_table
     if args.quick: vars(args).update(QUICK)
+    else: args.seeds = sorted({s for ss in args.seeds for s in ss})
     rewind = int(args.rewind) if args.rewind.isdigit() else args.rewind
     parse_rewind(rewind, 1)   # a malformed rewind fails here, before any data is built
     if args.rounds < 0: raise ValueError(f"--rounds must be >= 0, got {args.rounds}")
@@ -120,39 +149,64 @@ def run(
     device = None if args.device == 'auto' else torch.device(args.device)
     dls = get_dls(args.dataset, bs=args.bs, seed=0, device=device, valid_pct=args.valid_pct)
     shape = tuple(dls.one_batch()[0].shape[1:])
-    def learn_fn(): return Learner(dls, MODELS[args.model](shape), metrics=accuracy, opt_func=Adam)
+    learn_fn = _Learn(dls, args.model, shape)
     method, layer_rates = args.method, None
     if args.layer_pct is not None: method, layer_rates = 'local', _layer_rates(learn_fn().model, args.layer_pct, args.prune_pct)
     out = Path(args.out)
     t0 = time.time()
-    df = find_ticket(learn_fn, rounds=args.rounds, prune_pct=args.prune_pct, rewind=rewind, epochs=args.epochs, lr=args.lr,
-                     seeds=range(args.seeds), controls=args.controls, method=method, layer_rates=layer_rates, out=out,
-                     progress=not args.no_progress, early_bird=args.early_bird)
-    fig = plot_early_stopping(df, f"{args.model} on {args.dataset}: {args.rounds} rounds of {args.prune_pct:g}%, {args.seeds} seed(s)",
+    kw = dict(rounds=args.rounds, prune_pct=args.prune_pct, rewind=rewind, epochs=args.epochs, lr=args.lr, seeds=args.seeds,
+              controls=args.controls, method=method, layer_rates=layer_rates, out=out, progress=not args.no_progress,
+              early_bird=args.early_bird)
+    if args.jobs > 1:   # fork: the workers start with what this process has built, the data included
+        ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
+        with ProcessPoolExecutor(args.jobs, mp_context=ctx) as ex: df = find_ticket(learn_fn, executor=ex, threads=args.threads or 1, **kw)
+    else:
+        if args.threads: torch.set_num_threads(args.threads)
+        df = find_ticket(learn_fn, **kw)
+    n = len(args.seeds)
+    fig = plot_early_stopping(df, f"{args.model} on {args.dataset}: {args.rounds} rounds of {args.prune_pct:g}%, {n} seed(s)",
                               fig=Figure(figsize=(12, 4.2)))
     fig.savefig(out/'results.png', dpi=120)
-    last = out/'seed0'/f'round{args.rounds}.pt'
-    if last.exists(): shutil.copy(last, out/'ticket.pt')
-    print(f"\nTest accuracy at early stopping, mean ± std over {args.seeds} seed(s):")
+    t = read_ticket(out/f'seed{args.seeds[0]}'/f'round{args.rounds}'/'ticket.safetensors')   # the sparsest ticket of the first seed
+    write_ticket(out/'ticket'/'ticket.safetensors', learn_fn().model, t['masks'], t['rewind'], t['trained'],
+                 **{k: t['meta'][k] for k in ('seed', 'round', 'settings', 'found', 'trained_cost')},
+                 build=f'lottery_nb:{args.model}', n_seeds=n, results=_results_at(df, args.rounds), command=args.command)
+    write_card(out/'ticket')
+    print(f"\nTest accuracy at early stopping, mean ± std over {n} seed(s):")
     print(summary_table(df).to_string())
     print(f"\nEarly-stopping iteration (lowest validation loss), mean ± std:")
     print(summary_table(df, 'es_iter', '.0f').to_string())
-    print(f"\nwrote {out/'results.csv'}, {out/'results.png'}" + (f", {out/'ticket.pt'}" if last.exists() else '')
-          + f"  ({time.time()-t0:.0f} s)")
+    print(f"\nwrote {out/'results.csv'}, {out/'results.png'}, {out/'ticket'}/  ({time.time()-t0:.0f} s)")
     return 0
 
 # %% ../nbs/09_cli.ipynb #c015
+def _merge_parser():
+    p = _Parser(prog='lottery_nb merge', description='Merge results folders made with the same settings (one per machine, say) into one.')
+    p.add_argument('folders', nargs='+', metavar='DIR', help='results folders of lottery_nb runs')
+    p.add_argument('--out', required=True, help='the merged folder: new, or a results folder with the same settings')
+    return p
+
+def merge(
+    args, # The `merge` parser's namespace
+)->int:
+    "`lottery_nb merge DIR... --out DIR`: the seeds of several results folders in one, refusing other settings and a seed twice"
+    from lottery_nb.store import merge_runs
+    df = merge_runs(*args.folders, out=args.out)
+    print(f"merged {len(args.folders)} folder(s) into {args.out}: seeds {' '.join(map(str, sorted(df.seed.unique())))}, {len(df)} rows")
+    return 0
+
 def main(
     argv:list|None=None, # Arguments; `None` reads `sys.argv`
 ):
-    "Console entry point: `lottery_nb --help`"
+    "Console entry point: `lottery_nb --help`, and `lottery_nb merge --help`"
+    argv = sys.argv[1:] if argv is None else list(argv)
     with warnings.catch_warnings():   # torch's and fastai's import-time notices are not the command's output
         warnings.simplefilter('ignore')
-        args = get_parser().parse_args(argv)
-        try: return run(args)
+        job, args = (merge, _merge_parser().parse_args(argv[1:])) if argv[:1] == ['merge'] else (run, get_parser().parse_args(argv))
+        args.command = ' '.join(['lottery_nb', *argv])
+        try: return job(args)
         except (ValueError, TypeError, ConnectionError) as e:
             print(f"lottery_nb: error: {e}", file=sys.stderr); return 2
         except KeyboardInterrupt:
-            print(f"\nlottery_nb: interrupted; finished rounds are in {args.out}/results.csv, run the same command to resume",
-                  file=sys.stderr)
+            print(f"\nlottery_nb: interrupted; finished rounds are in {args.out}, run the same command to resume", file=sys.stderr)
             return 130

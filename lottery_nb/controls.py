@@ -6,12 +6,24 @@ Docs: https://lottery-nb.github.io/lottery-nb/controls.html.md"""
 
 # %% ../nbs/07a_controls.ipynb #07ac003
 from __future__ import annotations
+import zlib
+import numpy as np
 from .core import *
 from .tickets import random_masks
 from .train import fit_ticket, accuracy_at_init, arm_results
 
 # %% auto #0
-__all__ = ['UNTRAINED', 'CONTROLS', 'ARMS', 'reinit_arm', 'random_mask_arm', 'mask_at_init_arm', 'signed_constant_arm']
+__all__ = ['UNTRAINED', 'CONTROLS', 'ARMS', 'arm_seed', 'reinit_arm', 'random_mask_arm', 'mask_at_init_arm',
+           'signed_constant_arm']
+
+# %% ../nbs/07a_controls.ipynb #xseed02
+def arm_seed(
+    seed:int, # The run's seed
+    r:int, # The round
+    arm:str, # The arm's name
+)->int:
+    "The seed of `arm`'s own randomness in round `r` of the run seeded `seed`: one per (seed, round, arm), from `SeedSequence`"
+    return int(np.random.SeedSequence([seed, r, zlib.crc32(arm.encode())]).generate_state(1, np.uint64)[0] >> 1)
 
 # %% ../nbs/07a_controls.ipynb #07ac006
 def reinit_arm(
@@ -19,22 +31,22 @@ def reinit_arm(
     masks, # The ticket's `{layer: bool mask}`
     rewind_state, # The ticket's rewind weights
     seed, # The run's seed
-    r, # The IMP round
+    r, # The IMP round (part of the arm's seed)
     **kwargs, # Passed to `fit_ticket`
 ):
     "Frankle & Carbin's control: the ticket's masks on fresh random initial values"
-    return fit_ticket(learn_fn, masks, None, init_seed=seed + 1_000_003, seed=seed, **kwargs)[1]
+    return fit_ticket(learn_fn, masks, None, init_seed=arm_seed(seed, r, 'reinit'), seed=seed, **kwargs)[1]
 
 def random_mask_arm(
     learn_fn, # () -> a fresh `Learner`
     masks, # The ticket's `{layer: bool mask}`
     rewind_state, # The ticket's rewind weights
     seed, # The run's seed
-    r, # The IMP round
+    r, # The IMP round (part of the arm's seed)
     **kwargs, # Passed to `fit_ticket`
 ):
     "The ticket's number of weights per layer at random positions, from the ticket's rewind weights"
-    return fit_ticket(learn_fn, random_masks(masks, seed=seed + r), rewind_state, init_seed=seed, seed=seed, **kwargs)[1]
+    return fit_ticket(learn_fn, random_masks(masks, seed=arm_seed(seed, r, 'random_mask')), rewind_state, init_seed=seed, seed=seed, **kwargs)[1]
 
 def _untrained(acc): return arm_results([], [], [], 0, acc=acc)
 

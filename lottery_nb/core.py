@@ -6,7 +6,8 @@ Docs: https://lottery-nb.github.io/lottery-nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import math, numbers, signal, threading
+import math, numbers, os, signal, threading, uuid
+from pathlib import Path
 from contextlib import contextmanager
 import torch, pandas as pd
 from torch import nn
@@ -16,8 +17,8 @@ from fastcore.basics import tuplify
 __all__ = ['PRUNABLE', 'MASK', 'LayerTypes', 'check_layer_type', 'lookup', 'registry_name', 'check_number', 'get_ax',
            'prunable_layers', 'has_mask', 'get_mask', 'mask_views', 'apply_views', 'apply_mask', 'add_mask',
            'masked_layers', 'add_masks', 'get_masks', 'apply_masks', 'pause_mask_hooks', 'resume_mask_hooks',
-           'remove_masks', 'model_state', 'load_model_state', 'set_masks', 'uninterrupted', 'unwrap_model',
-           'sync_from_rank0', 'sparsity', 'sparsity_report', 'print_sparsity']
+           'remove_masks', 'model_state', 'load_model_state', 'set_masks', 'uninterrupted', 'atomic_path',
+           'unwrap_model', 'sync_from_rank0', 'sparsity', 'sparsity_report', 'print_sparsity']
 
 # %% ../nbs/00_core.ipynb #c005
 class LayerTypes(tuple):
@@ -253,6 +254,20 @@ def uninterrupted():
     finally:
         signal.signal(signal.SIGINT, old)
         if hit: raise KeyboardInterrupt
+
+# %% ../nbs/00_core.ipynb #xat0002
+@contextmanager
+def atomic_path(
+    path, # The file to write
+):
+    "A temporary path beside `path` to write to; when the block ends without error, it replaces `path` in one step"
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
+    try:
+        yield tmp
+        with open(tmp, 'rb') as f: os.fsync(f.fileno())   # on disk before it takes the name
+        os.replace(tmp, path)
+    finally: tmp.unlink(missing_ok=True)
 
 # %% ../nbs/00_core.ipynb #x104d102
 def unwrap_model(

@@ -6,24 +6,29 @@ Docs: https://lottery-nb.github.io/lottery-nb/lottery.html.md"""
 
 # %% ../nbs/07c_lottery.ipynb #c003
 from __future__ import annotations
-import os
+import hashlib, pickle, time
+from concurrent.futures import Future, ProcessPoolExecutor, wait, FIRST_COMPLETED
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-import pandas as pd
+import torch, pandas as pd
 from fastai.torch_core import set_seed
 from fastcore.basics import tuplify
 from fastprogress.fastprogress import progress_bar
+import lottery_nb
 from .core import *
 from .granularity import *
 from .criteria import *
 from .sparsifier import *
 from .earlybird import EarlyBirdCallback
-from .tickets import save_ticket, load_ticket
-from .train import parse_rewind, RewindPoint, fit_ticket, CURVES
-from .controls import CONTROLS
+from .tickets import write_ticket, read_ticket
+from .train import parse_rewind, RewindPoint, fit_ticket
+from .controls import CONTROLS, ARMS
+from .store import open_run
 
 # %% auto #0
-__all__ = ['round_sparsity', 'find_ticket']
+__all__ = ['round_sparsity', 'Ticket', 'check_seeds', 'find_ticket']
 
 # %% ../nbs/07c_lottery.ipynb #c010
 def round_sparsity(
@@ -38,75 +43,144 @@ def round_sparsity(
     return {n: sp(layer_rates.get(n, 1.)) for n in layers}
 
 # %% ../nbs/07c_lottery.ipynb #c023
-def _remaining(model): return 100 - sparsity(model)
+def _pct_remaining(masks):
+    "Percent of the prunable weights `masks` keep (100 for the dense network, which has none)"
+    if not masks: return 100.
+    return 100 * sum(int(m.sum()) for m in masks.values()) / sum(m.numel() for m in masks.values())
 
-def _done(out):
-    if out is None or not (Path(out)/'results.csv').exists(): return None
-    return pd.read_csv(Path(out)/'results.csv')
+def _next_masks(model, masks, rewind, cfg, r):
+    "Round `r`'s masks: the trained `model` under `masks` (none for the dense one) pruned to round `r`'s sparsity, monotone"
+    if masks: set_masks(model, masks)
+    sp = Sparsifier(model, cfg.granularity, cfg.method, cfg.criteria)
+    sp.rewind_state = rewind   # criteria such as `magnitude_increase` compare with the rewind weights
+    return sp.proposed_masks(round_sparsity(r, cfg.prune_pct, cfg.layer_rates, cfg.layers))
 
-def _write(out, rows):
-    f = Path(out)/'results.csv'; tmp = f.with_suffix('.tmp')
-    old = _done(out)
-    df = pd.concat([old, pd.DataFrame(rows)]) if old is not None else pd.DataFrame(rows)
-    df.to_csv(tmp, index=False); os.replace(tmp, f)
-
-def _ticket_file(cfg, s, r): return Path(cfg.out)/f'seed{s}'/f'round{r}.pt'
-
-def _rows_on_disk(cfg, s, r):
-    "The rows of round `r` of seed `s`, if a run already finished it: rows written and the next ticket saved"
-    done = _done(cfg.out)
-    if done is None: return None
-    rows = done.query('seed == @s and round == @r')
-    whole = len(rows) == (1 + len(cfg.controls) if r else 1) and (r == cfg.rounds or _ticket_file(cfg, s, r+1).exists())
-    return rows.to_dict('records') if whole else None
-
-def _next_masks(learn, rewind_state, cfg, r):
-    "Prune the trained ticket to round `r`'s sparsity (monotone masks) and rewind it: the next round's ticket"
-    sp = Sparsifier(learn.model, cfg.granularity, cfg.method, cfg.criteria)
-    sp.rewind_state = rewind_state
-    sp.prune(round_sparsity(r, cfg.prune_pct, cfg.layer_rates, cfg.layers)).reset()
-    return sp, get_masks(learn.model)
-
-def _early_bird(cfg):
-    "Round 0's `EarlyBirdCallback`, if asked for: it stops the dense fit once round 1's mask has settled"
+def _early_bird(cfg, r):
+    "The `EarlyBirdCallback` of round `r`, if asked for: it stops the fit once round `r+1`'s mask has settled"
     if cfg.early_bird is None: return []
-    return [EarlyBirdCallback(round_sparsity(1, cfg.prune_pct, cfg.layer_rates, cfg.layers), granularity=cfg.granularity,
+    return [EarlyBirdCallback(round_sparsity(r+1, cfg.prune_pct, cfg.layer_rates, cfg.layers), granularity=cfg.granularity,
                               method=cfg.method, criteria=cfg.criteria, prune=False, **cfg.early_bird)]
 
-def _round(learn_fn, cfg, s, r, ticket, tick):
-    "Round `r` of seed `s` from `ticket` = (masks, rewind weights): its rows and the next ticket. Skipped if on disk"
-    if cfg.out is not None and (rows := _rows_on_disk(cfg, s, r)) is not None:
-        for _ in rows: tick(None)
-        return rows, None
-    if r and ticket is None:   # resuming: the saved ticket gives the masks and the rewind point
-        set_seed(s); m = learn_fn().model
-        sp = load_ticket(_ticket_file(cfg, s, r), m, granularity=cfg.granularity, method=cfg.method, criteria=cfg.criteria)
-        ticket = get_masks(m), sp.rewind_state
+def _row(cfg, s, r, arm, masks, res, found):
+    "One result row: where it is (round, sparsity, arm, seed), what the fit gave, and what finding its mask cost"
+    return dict(round=r, pct_remaining=_pct_remaining(masks), arm=arm, seed=s, **res,
+                find_steps=found['steps'], find_seconds=found['seconds'])
+
+
+# %% ../nbs/07c_lottery.ipynb #xlot01
+@dataclass
+class Ticket:
+    "A round's ticket, as the runner passes it between tasks: masks, rewind weights, and what finding it cost"
+    masks:dict|None # `{layer: bool mask}`; `None` for the dense network of round 0
+    rewind:dict|None # The rewind weights (`model_state`), dense; `None` before round 0 has trained
+    found:dict # `steps` and `seconds` of training spent to find these masks
+
+def _ticket_task(learn_fn, cfg, s, r, t, folder):
+    "Round `r` of seed `s`: train the ticket from `t` (the dense network in round 0), save it, and return its row and the next ticket"
     kw = dict(epochs=cfg.epochs, lr=cfg.lr)
     if r == 0:   # the dense network, which also gives the rewind point
         cap = RewindPoint(cfg.rewind_it)
-        learn, res = fit_ticket(learn_fn, init_seed=s, seed=s, cbs=[cap, *_early_bird(cfg)], **kw)
-        masks, rewind_state = None, cap.state
-        if rewind_state is None:
+        learn, res = fit_ticket(learn_fn, init_seed=s, seed=s, cbs=[cap, *_early_bird(cfg, r)], **kw)
+        rewind = cap.state
+        if rewind is None:
             raise ValueError(f"the early bird stopped training after {res['epochs_trained']} epochs, before the rewind point "
                              f"({cfg.rewind} = {cfg.rewind_it} iterations): rewind earlier, or raise its patience")
     else:
-        masks, rewind_state = ticket
-        learn, res = fit_ticket(learn_fn, masks, rewind_state, init_seed=s, seed=s, **kw)
-    remaining = _remaining(learn.model)
-    rows = [dict(round=r, pct_remaining=remaining, arm='ticket', seed=s, **res)]
-    tick(f'seed {s} round {r} ({remaining:.1f}% left) ticket: acc {res["final_acc"]:.3f}')
-    for a in (cfg.controls if r else []):
-        rows.append(dict(round=r, pct_remaining=remaining, arm=a, seed=s, **CONTROLS[a](learn_fn, masks, rewind_state, seed=s, r=r, **kw)))
-        tick(f'seed {s} round {r} {a}: acc {rows[-1]["final_acc"]:.3f}')
-    nxt = None
-    if r < cfg.rounds:
-        sp, next_masks = _next_masks(learn, rewind_state, cfg, r+1)
-        nxt = next_masks, rewind_state
-        if cfg.out is not None:
-            save_ticket(_ticket_file(cfg, s, r+1), sp, round=r+1, seed=s, prune_pct=cfg.prune_pct, rewind=str(cfg.rewind))
-    if cfg.out is not None: _write(cfg.out, rows)
-    return rows, nxt
+        learn, res = fit_ticket(learn_fn, t.masks, t.rewind, init_seed=s, seed=s, cbs=_early_bird(cfg, r), **kw)
+        rewind = t.rewind
+    row = _row(cfg, s, r, 'ticket', t.masks, res, t.found)
+    trained = model_state(learn.model)
+    nxt = Ticket(_next_masks(learn.model, t.masks, rewind, cfg, r+1), rewind,
+                 dict(steps=t.found['steps'] + res['steps'], seconds=t.found['seconds'] + res['seconds']))
+    if folder is not None:   # the ticket first, then its row: a row on disk means its round is whole
+        masks = t.masks or {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in prunable_layers(learn.model).items()}
+        write_ticket(folder.ticket_file(s, r), learn.model, masks, rewind, trained, seed=s, round=r, settings=cfg.settings,
+                     found=t.found, trained_cost=dict(steps=res['steps'], seconds=res['seconds']))
+        folder.write_row(row)
+    return row, nxt
+
+def _control_task(learn_fn, cfg, s, r, arm, t, folder):
+    "Control `arm` of round `r` of seed `s`, on ticket `t`: its row"
+    res = CONTROLS[arm](learn_fn, t.masks, t.rewind, seed=s, r=r, epochs=cfg.epochs, lr=cfg.lr)
+    row = _row(cfg, s, r, arm, t.masks, res, t.found)
+    if folder is not None: folder.write_row(row)
+    return row
+
+def _saved_ticket(learn_fn, cfg, folder, s, r):
+    "Round `r`'s ticket of seed `s`, from the folder: round `r-1`'s saved training, pruned again as the run pruned it"
+    prev = read_ticket(folder.ticket_file(s, r-1))
+    set_seed(s); model = learn_fn().model
+    load_model_state(model, prev['trained'])
+    masks = prev['masks'] if r > 1 else None   # round 0 trained the dense network
+    h = prev['meta']
+    found = dict(steps=h['found']['steps'] + h['trained_cost']['steps'], seconds=h['found']['seconds'] + h['trained_cost']['seconds'])
+    return Ticket(_next_masks(model, masks, prev['rewind'], cfg, r), prev['rewind'], found)
+
+
+# %% ../nbs/07c_lottery.ipynb #xlot02
+class _Inline:
+    "An executor that runs each task when it is submitted, in this process: the serial default"
+    def submit(self, fn, *args, **kwargs):
+        f = Future(); f.set_result(fn(*args, **kwargs)); return f
+
+def _pack(x):
+    "`x` with each `Ticket`'s tensors as safetensors bytes, so that only plain bytes cross between processes"
+    # torch's own pickling of tensors shares them through file descriptors, which can hang a process pool
+    from safetensors.torch import save
+    if isinstance(x, Ticket): return Ticket(*(save(d) if d else d for d in (x.masks, x.rewind)), x.found)
+    return tuple(_pack(o) for o in x) if isinstance(x, tuple) else x
+
+def _unpack(x):
+    from safetensors.torch import load
+    if isinstance(x, Ticket): return Ticket(*(load(d) if d else d for d in (x.masks, x.rewind)), x.found)
+    return tuple(_unpack(o) for o in x) if isinstance(x, tuple) else x
+
+def _in_worker(threads, fn, *args):
+    "Run `fn(*args)` with `threads` torch threads (`None`: here, as they are), as a task in an executor's process"
+    if threads is None: return fn(*args)
+    old = torch.get_num_threads(); torch.set_num_threads(threads)
+    try: return _pack(fn(*_unpack(args)))
+    finally: torch.set_num_threads(old)
+
+def _first_done(pending):
+    "Pop the first of `pending` (futures, in order) that is done, waiting for one if none is"
+    while True:
+        for i, (f, key) in enumerate(pending):
+            if f.done(): del pending[i]; return f, key
+        fs = [f for f, _ in pending]
+        if all(isinstance(f, Future) for f in fs): wait(fs, return_when=FIRST_COMPLETED)
+        else: time.sleep(0.2)   # futures-like objects (submitit's jobs) are polled
+
+
+# %% ../nbs/07c_lottery.ipynb #xlot03
+def _run(learn_fn, cfg, seeds, folder, executor, tick):
+    "Every missing arm of every round of `seeds`, as tasks on `executor`, each submitted once its ticket is known; the rows"
+    ex, threads = (_Inline(), None) if executor is None else (executor, cfg.threads)
+    rows, pending = {}, []
+    def submit(key, fn, *args): pending.append((ex.submit(_in_worker, threads, fn, learn_fn, cfg, *(args if executor is None else _pack(args)), folder), key))
+    def ticket_known(s, r, t):   # submit round r's missing arms
+        for a in cfg.controls if r else ():
+            if folder is not None and folder.has_row(s, r, a): continue
+            submit((s, r, a), _control_task, s, r, a, t)
+        if not (folder is not None and folder.has_row(s, r, 'ticket')): submit((s, r, 'ticket'), _ticket_task, s, r, t)
+    for s in seeds:
+        done = [folder is not None and folder.has_row(s, r, 'ticket') for r in range(cfg.rounds + 1)]
+        r0 = done.index(False) if False in done else cfg.rounds + 1   # the first round whose ticket is not trained yet
+        for r in range(0, min(r0, cfg.rounds) + 1):   # the rounds whose ticket is known now: on disk, or round 0
+            missing = [a for a in (cfg.controls if r else ()) if not folder.has_row(s, r, a)] if folder is not None else list(cfg.controls if r else ())
+            if r == r0 or missing: ticket_known(s, r, Ticket(None, None, dict(steps=0, seconds=0.)) if r == 0 else _saved_ticket(learn_fn, cfg, folder, s, r))
+    while pending:
+        f, (s, r, a) = _first_done(pending)
+        try: res = f.result() if executor is None else _unpack(f.result())
+        except BaseException:
+            for g, _ in pending: g.cancel()
+            raise
+        row, nxt = res if a == 'ticket' else (res, None)
+        rows[s, r, a] = row
+        tick(f"seed {s} round {r} ({row['pct_remaining']:.1f}% left) {a}: acc {row['final_acc']:.3f}")
+        if nxt is not None and r < cfg.rounds: ticket_known(s, r + 1, nxt)
+    return rows
+
 
 # %% ../nbs/07c_lottery.ipynb #c024
 def _check_rates(layer_rates, prune_pct):
@@ -117,13 +191,40 @@ def _check_rates(layer_rates, prune_pct):
             raise ValueError(f"layer_rates[{n!r}] = {rate!r} prunes {rate * prune_pct:g}% of layer {n!r} each round; "
                              f"a rate times prune_pct ({prune_pct:g}) must stay under 100")
 
-def _check_args(learn_fn, rounds, prune_pct, rewind, epochs, lr, controls, method, granularity, criteria, layer_rates, out, early_bird):
-    "Every argument of `find_ticket` checked and resolved, before any training: the run's settings"
+def check_seeds(
+    seeds, # An int, or several: the seeds to run (`range(3)` for the first three)
+)->list:
+    "`seeds` as a list of distinct ints >= 0, or an error that names the bad one"
+    seeds = list(seeds) if isinstance(seeds, (list, tuple, range)) else [seeds]
+    for s in seeds: check_number(s, 'each seed', 0, integer=True)
+    if not seeds: raise ValueError("seeds is empty: give at least one seed, e.g. seeds=[0] or seeds=range(3)")
+    if len(set(seeds)) < len(seeds): raise ValueError(f"seeds must be distinct, got {seeds}: a seed run twice gives the same rows twice")
+    return [int(s) for s in seeds]
+
+def _digest(*ts):
+    h = hashlib.sha1()
+    for t in ts: h.update(str(tuple(t.shape)).encode()); h.update(t.detach().cpu().float().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+def _learner_facts(learn):
+    "What identifies a `Learner` for a results folder: its model (architecture, initial weights), data, optimizer and loss"
+    m, dls = learn.model, learn.dls
+    size = lambda dl: len(dl.dataset) if hasattr(dl, 'dataset') else None
+    return dict(model=type(m).__name__, parameters=sum(p.numel() for p in m.parameters()), init=_digest(*m.state_dict().values()),
+                data=dict(sizes=[size(dl) for dl in dls.loaders], bs=dls.train.bs, valid=_digest(*dls.valid.one_batch())),
+                opt=getattr(learn.opt_func, '__name__', repr(learn.opt_func)), loss=type(learn.loss_func).__name__,
+                device=str(dls.device))
+
+
+# %% ../nbs/07c_lottery.ipynb #xlot04
+def _check_args(learn_fn, rounds, prune_pct, rewind, epochs, lr, controls, method, granularity, criteria, layer_rates, early_bird, threads):
+    "Every argument of `find_ticket` checked and resolved, before any training: the run's configuration and its settings"
     controls = tuple(registry_name(CONTROLS, lookup(CONTROLS, c, 'control')) for c in tuplify(controls))   # names, even if given as functions
     check_number(rounds, 'rounds', 0, integer=True)
     check_number(prune_pct, 'prune_pct', 0, 100, lo_open=True, hi_open=True, note='percent of the remaining weights')
     check_number(epochs, 'epochs', 1, integer=True)
     check_number(lr, 'lr', 0, lo_open=True, note='the learning rate')
+    check_number(threads, 'threads', 1, integer=True, note='torch threads per task')
     method, granularity, criteria = get_method(method), get_granularity(granularity), get_criteria(criteria)
     if layer_rates and method is not local: raise ValueError("layer_rates need method='local'")
     if layer_rates: _check_rates(layer_rates, prune_pct)
@@ -132,7 +233,7 @@ def _check_args(learn_fn, rounds, prune_pct, rewind, epochs, lr, controls, metho
     elif not isinstance(early_bird, dict) or set(early_bird) - {'eps', 'patience'}:
         raise ValueError(f"early_bird must be True, False, or a dict of EarlyBirdCallback's 'eps' and 'patience', got {early_bird!r}")
     if early_bird is not None: EarlyBirdCallback(sparsity=prune_pct, **early_bird)   # checks eps and patience now
-    probe = learn_fn()
+    set_seed(0); probe = learn_fn()
     layers, n_batches = list(prunable_layers(probe.model)), len(probe.dls.train)
     if layer_rates and set(layer_rates) - set(layers):
         raise ValueError(f"layer_rates names unknown layers {sorted(set(layer_rates) - set(layers))}; the layers are {layers}")
@@ -140,10 +241,17 @@ def _check_args(learn_fn, rounds, prune_pct, rewind, epochs, lr, controls, metho
     if rewind_it >= epochs * n_batches:
         raise ValueError(f"rewind={rewind!r} ({rewind_it} iterations) is past the end of a round's training "
                          f"({epochs} epochs of {n_batches} batches)")
-    return SimpleNamespace(rounds=rounds, prune_pct=prune_pct, rewind=rewind, rewind_it=rewind_it, epochs=epochs, lr=lr,
-                           controls=controls, method=method, granularity=granularity, criteria=criteria,
-                           layer_rates=layer_rates, layers=layers, out=out, early_bird=early_bird)
+    crit = registry_name(CRITERIA, criteria) or getattr(criteria, '__name__', repr(criteria))
+    settings = dict(lottery_nb=lottery_nb.__version__, prune_pct=prune_pct, rewind=str(rewind), epochs=epochs, lr=lr,
+                    method=method.__name__.strip('_'), granularity=granularity.name, criteria=crit, layer_rates=layer_rates,
+                    early_bird=early_bird, learner=_learner_facts(probe))
+    return SimpleNamespace(rounds=rounds, prune_pct=prune_pct, rewind=rewind, rewind_it=rewind_it, epochs=epochs, lr=lr,   # names: it pickles to workers
+                           controls=controls, method=settings['method'], granularity=granularity.name,
+                           criteria=crit if crit in CRITERIA else criteria, threads=threads,
+                           layer_rates=layer_rates, layers=layers, early_bird=early_bird, settings=settings)
 
+
+# %% ../nbs/07c_lottery.ipynb #xlot05
 def find_ticket(
     learn_fn, # () -> a fresh `Learner` with a metric; seeded by the runner
     rounds:int=8, # Pruning rounds after the dense round 0
@@ -151,29 +259,40 @@ def find_ticket(
     rewind=0, # Rewind point: epochs (int) or '2ep' / '500it'
     epochs:int=10, # Training epochs per round and arm
     lr:float=1e-3, # Learning rate of every fit
-    seeds=(0,), # One run per seed
+    seeds=(0,), # The seeds to run: an int, or several (`range(3)` for the first three)
     controls=('reinit', 'random_mask'), # Control arms (names in `CONTROLS`) trained each round on the ticket's masks
     method:str='global', # 'global' or 'local' (needed for `layer_rates`)
     granularity:str='weight', # What is pruned as one unit, see `GRANULARITIES`
     criteria=large_final, # How weights are ranked, see `CRITERIA`
     layer_rates:dict|None=None, # {layer name: rate multiplier}, e.g. {'4': 0.5} for the output layer
-    out:str|Path|None=None, # Folder for results.csv and tickets; a run with the same folder resumes
+    out:str|Path|None=None, # Results folder: a row file per round, arm and seed, a ticket per round; the same folder resumes
     progress:bool=True, # Show a progress bar with the latest accuracy
-    early_bird:bool|dict=False, # Stop round 0 once round 1's mask has settled (You et al.); a dict sets `eps`, `patience`
+    early_bird:bool|dict=False, # Stop each ticket's training once the next round's mask has settled (You et al.); a dict sets `eps`, `patience`
+    executor=None, # Where the fits run: `None` here, one after another; or an executor (`ProcessPoolExecutor`, Dask's, ...)
+    threads:int=1, # Torch threads of each fit run on `executor`
 )->pd.DataFrame:
     "Iterative magnitude pruning with rewinding, controls and seeds; returns one row per round, arm and seed"
-    cfg = _check_args(learn_fn, rounds, prune_pct, rewind, epochs, lr, controls, method, granularity, criteria, layer_rates, out, early_bird)
-    if out is not None: Path(out).mkdir(parents=True, exist_ok=True)
-    seeds = list(tuplify(seeds))
-    pb = progress_bar(range(len(seeds) * (1 + rounds*(1 + len(cfg.controls)))), display=progress, leave=True); it = iter(pb)
-    def tick(msg):
-        next(it)
-        if msg: pb.comment = msg
-    rows = []
-    for s in seeds:
-        ticket = None
-        for r in range(rounds+1):
-            rs, ticket = _round(learn_fn, cfg, s, r, ticket, tick)
-            rows += rs
-    for _ in it: pass   # fastprogress draws its last step when the iterator ends
-    return pd.DataFrame(rows)
+    cfg = _check_args(learn_fn, rounds, prune_pct, rewind, epochs, lr, controls, method, granularity, criteria, layer_rates, early_bird, threads)
+    seeds = check_seeds(seeds)
+    if isinstance(executor, ProcessPoolExecutor):
+        try: pickle.dumps(learn_fn)
+        except Exception as e:
+            raise ValueError(f"learn_fn must be picklable to run in other processes ({type(e).__name__}: {e}): define it at the top "
+                             f"level of a module or notebook, not as a lambda or inside a function (Dask's executor also takes those)") from None
+    folder = open_run(out, cfg.settings) if out is not None else None
+    n = len(seeds) * (1 + rounds * (1 + len(cfg.controls)))
+    pb = progress_bar(range(n), display=progress, leave=True); it = iter(pb)
+    with ExitStack() as stack:
+        if folder is not None:
+            for s in seeds: stack.enter_context(folder.lock(s))
+            for _ in range(sum(folder.has_row(s, r, a) for s in seeds for r in range(rounds + 1) for a in ('ticket', *(cfg.controls if r else ())))): next(it)
+        def tick(msg): next(it); pb.comment = msg
+        try: rows = _run(learn_fn, cfg, seeds, folder, executor, tick)
+        finally:
+            if folder is not None: folder.write_summary()   # what is finished, even after Ctrl-C
+        for _ in it: pass   # fastprogress draws its last step when the iterator ends
+        if folder is None: return pd.DataFrame([rows[k] for k in sorted(rows, key=lambda k: (k[0], k[1], ARMS.index(k[2])))])
+        df = folder.rows()
+    arms = ('ticket', *cfg.controls)
+    return df[df.seed.isin(seeds) & (df['round'] <= rounds) & df.arm.isin(arms)].reset_index(drop=True)
+

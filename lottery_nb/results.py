@@ -12,6 +12,7 @@ from matplotlib.axes import Axes
 from .core import *
 from .tickets import overlap_matrix
 from .controls import ARMS, UNTRAINED
+from .train import CURVES
 
 # %% auto #0
 __all__ = ['ARM_STYLES', 'TRAINED_ONLY', 'METRIC_LABELS', 'summarize', 'summary_table', 'plot_tickets', 'plot_early_stopping',

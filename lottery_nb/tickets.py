@@ -6,7 +6,8 @@ Docs: https://lottery-nb.github.io/lottery-nb/tickets.html.md"""
 
 # %% ../nbs/06a_tickets.ipynb #06ac003
 from __future__ import annotations
-import json, os, pickle, re
+import json, os, pickle, re, zlib
+import numpy as np
 from copy import deepcopy
 from pathlib import Path
 import torch, pandas as pd
@@ -20,17 +21,18 @@ from .sparsifier import *
 from .callback import SparsifyCallback
 
 # %% auto #0
-__all__ = ['random_masks', 'mask_distance', 'mask_overlap', 'overlap_matrix', 'save_ticket', 'load_ticket']
+__all__ = ['FORMAT', 'FORMAT_VERSION', 'TICKET_FILE', 'WEIGHTS', 'random_masks', 'mask_distance', 'mask_overlap',
+           'overlap_matrix', 'write_ticket', 'save_ticket', 'read_ticket', 'load_ticket', 'model_card', 'write_card']
 
 # %% ../nbs/06a_tickets.ipynb #c013
 def random_masks(
     masks:dict, # `{layer: bool mask}` to copy the counts from
     seed:int=0, # Seeds the positions
 )->dict:
-    "Masks with the same number of `False` per layer as `masks`, at random positions"
-    g = torch.Generator().manual_seed(seed)
+    "Masks with the same number of `False` per layer as `masks`, at random positions; each layer's drawn from (`seed`, its name)"
     res = {}
-    for n,m in masks.items():
+    for n, m in masks.items():
+        g = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, zlib.crc32(n.encode())]).generate_state(1, np.uint64)[0] >> 1))
         keep = torch.zeros(m.numel(), dtype=torch.bool)
         keep[torch.randperm(m.numel(), generator=g)[:int(m.sum())]] = True
         res[n] = keep.view(m.shape).to(m.device)
@@ -61,9 +63,9 @@ def mask_overlap(
         if x.shape != y.shape: raise ValueError(f"layer {k!r}: mask shapes {tuple(x.shape)} and {tuple(y.shape)} differ")
         rows[k] = dict(weights=x.numel(), kept_a=int(x.sum()), kept_b=int(y.sum()), kept_both=int((x & y).sum()))
     df = pd.DataFrame.from_dict(rows, orient='index')
-    df.loc['total'] = df.sum()
+    both_at_random = df.kept_a * df.kept_b / df.weights   # expected overlap of random masks of these sizes, per layer
+    df.loc['total'] = df.sum(); both_at_random['total'] = both_at_random.sum()
     union = df.kept_a + df.kept_b - df.kept_both
-    both_at_random = df.kept_a * df.kept_b / df.weights   # expected overlap of random masks of these sizes
     df['jaccard'] = (df.kept_both / union.where(union > 0)).fillna(1.0)
     df['chance'] = (both_at_random / (df.kept_a + df.kept_b - both_at_random)).fillna(1.0)
     return df
@@ -79,6 +81,9 @@ def overlap_matrix(
 
 
 # %% ../nbs/06a_tickets.ipynb #c016
+FORMAT, FORMAT_VERSION = 'lottery_nb.ticket', 1   # what a ticket file's header says it is
+TICKET_FILE = 'ticket.safetensors'   # the file of a ticket folder, beside its README.md
+
 def _ticket_of(x):
     "The model, rewind weights and metadata of whatever holds a ticket"
     if isinstance(x, SparsifyCallback):
@@ -87,39 +92,105 @@ def _ticket_of(x):
                              "save it after learn.fit(..., cbs=cb)")
         x = x.sparsifier
     if isinstance(x, Sparsifier):
-        return x.model, x.rewind_state, dict(sparsity=x.pruned_pct, criteria=registry_name(CRITERIA, x.criteria) or getattr(x.criteria, '__name__', repr(x.criteria)), granularity=x.granularity.name)
+        crit = registry_name(CRITERIA, x.criteria) or getattr(x.criteria, '__name__', repr(x.criteria))
+        return x.model, x.rewind_state, dict(criteria=crit, granularity=x.granularity.name, method=x.method.__name__.strip('_'))
     if isinstance(x, Learner): x = x.model
     if isinstance(x, nn.Module):
         m = unwrap_model(x)
         if not masked_layers(m):
             raise ValueError(f"this {type(m).__name__} has no masks, so it holds no ticket: prune it first "
                              f"(Sparsifier, SparsifyCallback or find_ticket)")
-        return m, model_state(m), dict(sparsity=sparsity(m))
+        return m, model_state(m), {}
     raise TypeError(f"save_ticket takes a Sparsifier, a SparsifyCallback, a Learner or a model; got {type(x).__name__}")
 
+def _header(model, masks, info, meta):
+    "What the file says about the ticket: the format, the version, the model and how to rebuild it, the sparsity per layer"
+    n, kept = sum(m.numel() for m in masks.values()), sum(int(m.sum()) for m in masks.values())
+    layers = {k: dict(shape=list(m.shape), kept=int(m.sum()), sparsity=round(100 * (1 - int(m.sum()) / max(m.numel(), 1)), 4))
+              for k, m in masks.items()}
+    build = meta.pop('build', 'your own')   # e.g. 'lottery_nb:mlp', 'torchvision:resnet18', 'timm:resnet50', or a dict
+    h = dict(format=FORMAT, format_version=FORMAT_VERSION, lottery_nb=lottery_nb.__version__,
+             model=dict(cls=f'{type(model).__module__}.{type(model).__qualname__}', build=build),
+             sparsity=round(100 * (1 - kept / max(n, 1)), 4), layers=layers, **info, **meta)
+    try: return json.loads(json.dumps(h, allow_nan=False))
+    except (TypeError, ValueError) as e: raise TypeError(f"ticket metadata must be plain data (numbers, strings, lists, dicts): {e}") from None
+
+def _ticket_path(path):
+    "The file to write for `path`: a `.safetensors` file, or a folder's `ticket.safetensors`"
+    path = Path(path)
+    if path.suffix == '.safetensors': return path
+    if path.suffix and not path.is_dir():
+        raise ValueError(f"save_ticket writes a .safetensors file or a folder; got {str(path)!r} "
+                         f"(tickets saved as .pt by earlier versions still load with load_ticket)")
+    return path/TICKET_FILE
+
+def write_ticket(
+    file, # The `.safetensors` file to write
+    model:nn.Module, # The model the ticket belongs to (its class goes in the header)
+    masks:dict, # `{layer: bool mask}`
+    rewind:dict, # The rewind weights, a `model_state`
+    trained:dict|None=None, # The trained weights, a `model_state`, or `None`
+    **meta, # Plain data for the header
+)->Path:
+    "Write a ticket file from its parts: masks, rewind weights, trained weights if any, and a JSON header"
+    from safetensors.torch import save_file
+    header = _header(model, masks, dict(has_trained=trained is not None), meta)
+    t = {f'mask.{k}': m.bool().cpu().contiguous() for k, m in masks.items()}
+    for part, sd in (('rewind', rewind), ('trained', trained or {})):
+        t.update({f'{part}.{k}': v.detach().cpu().contiguous().clone() for k, v in sd.items()})
+    with atomic_path(file) as tmp:   # a ticket file is whole or absent, even after Ctrl-C or kill -9
+        save_file(t, str(tmp), metadata=dict(format=FORMAT, format_version=str(FORMAT_VERSION), ticket=json.dumps(header)))
+    return Path(file)
+
 def save_ticket(
-    path, # File to write
+    path, # A `.safetensors` file, or a folder (it gets `ticket.safetensors` and a `README.md` model card)
     x, # A `Sparsifier`, a `SparsifyCallback` after its fit, a `Learner`, or a model with masks
-    **meta, # JSON-plain metadata kept in the file (dataset, seed, ...)
-):
-    "Save the ticket held by `x`: masks, rewind weights and metadata, as plain tensors that load without running code"
+    trained:dict|None=None, # The ticket's trained weights (a `model_state`), to keep beside the rewind weights
+    **meta, # JSON-plain facts for the header: seed, round, settings, results, `build` (how to rebuild the model)...
+)->Path:
+    "Save the ticket held by `x` (masks, rewind weights, and what it is) as a safetensors file that any tool can read"
     model, rewind, info = _ticket_of(x)
-    meta = dict(info, version=lottery_nb.__version__, **meta)
-    try: meta = json.loads(json.dumps(meta))
-    except TypeError as e: raise TypeError(f"ticket metadata must be plain data (numbers, strings, lists, dicts): {e}") from None
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + '.tmp')
-    torch.save(dict(masks={n:m.cpu() for n,m in get_masks(model).items()},
-                    rewind={k:v.cpu() for k,v in rewind.items()}, meta=meta), tmp)
-    os.replace(tmp, path)   # a ticket file is whole or absent, even after Ctrl-C
-    return path
+    file = _ticket_path(path)
+    write_ticket(file, model, get_masks(model), rewind, trained, **info, **meta)
+    if file.parent == Path(path): write_card(path)
+    return Path(path)
+
 
 # %% ../nbs/06a_tickets.ipynb #c017
-def _read_ticket(path):
-    "The ticket in `path` as plain data, or a `ValueError` that says why the file is not one"
+def _ticket_file(path):
+    "The ticket file at `path` (a file, or a ticket folder), or an error that says what is there instead"
     path = Path(path)
+    if path.is_dir():
+        f = path/TICKET_FILE
+        if f.is_file(): return f
+        raise FileNotFoundError(f"{str(path)!r} is a folder without a ticket: a ticket folder holds {TICKET_FILE} "
+                                f"(and its README.md), as save_ticket writes it")
     if not path.is_file(): raise FileNotFoundError(f"no ticket file at {str(path)!r}")
     if path.stat().st_size == 0: raise ValueError(f"{str(path)!r} is empty, not a ticket: was it written completely?")
+    return path
+
+def _is_safetensors(path):
+    "Whether `path` starts as a safetensors file does: an 8-byte header size, then a JSON object"
+    with open(path, 'rb') as f: head = f.read(9)
+    return len(head) == 9 and head[8:9] == b'{'
+
+def _read_safetensors(path):
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), 'pt') as f:
+            meta, t = f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:
+        raise ValueError(f"{str(path)!r} is not a readable ticket ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+                         f"it may be truncated or not a ticket at all") from None
+    if meta.get('format') != FORMAT:
+        raise ValueError(f"{str(path)!r} is a safetensors file but not a ticket: its header has no format {FORMAT!r}")
+    try: header = json.loads(meta['ticket'])
+    except (KeyError, ValueError): raise ValueError(f"{str(path)!r} has no readable ticket header") from None
+    parts = {p: {k.split('.', 1)[1]: v for k, v in t.items() if k.startswith(p + '.')} for p in ('mask', 'rewind', 'trained')}
+    return dict(masks=parts['mask'], rewind=parts['rewind'], trained=parts['trained'] or None, meta=header)
+
+def _read_pt(path):
+    "A ticket written by lottery_nb before the safetensors format: plain tensors in a torch file"
     try: t = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         g = re.search(r'GLOBAL (\S+)', str(e))
@@ -133,42 +204,108 @@ def _read_ticket(path):
     ok = (isinstance(t, dict) and {'masks', 'rewind', 'meta'} <= set(t) and isinstance(t['meta'], dict)
           and all(isinstance(d, dict) and all(isinstance(v, torch.Tensor) for v in d.values()) for d in (t['masks'], t['rewind'])))
     if not ok: raise ValueError(f"{str(path)!r} is not a ticket written by save_ticket: it needs 'masks', 'rewind' and 'meta' entries")
-    bad = [n for n,m in t['masks'].items() if m.dtype != torch.bool]
-    if bad: raise ValueError(f"{str(path)!r} is not a valid ticket: the mask of layer {bad[0]!r} is {t['masks'][bad[0]].dtype}, not bool")
+    return dict(masks=t['masks'], rewind=t['rewind'], trained=None, meta=t['meta'])
+
+def read_ticket(
+    path, # A ticket file (`.safetensors`, or `.pt` from an earlier version) or a ticket folder
+)->dict:
+    "The ticket in `path` as plain data (`masks`, `rewind`, `trained`, `meta`), checked, without a model"
+    f = _ticket_file(path)
+    t = _read_safetensors(f) if _is_safetensors(f) else _read_pt(f)
+    bad = [n for n, m in t['masks'].items() if m.dtype != torch.bool]
+    if bad: raise ValueError(f"{str(f)!r} is not a valid ticket: the mask of layer {bad[0]!r} is {t['masks'][bad[0]].dtype}, not bool")
     return t
 
+
+# %% ../nbs/06a_tickets.ipynb #xtl0001
 def _check_fits(t, model):
     "Raise a `ValueError` naming the first weight or mask of ticket `t` that does not fit `model`"
     sd, mods = model.state_dict(), dict(model.named_modules())
-    for k,v in t['rewind'].items():
-        if k not in sd: raise ValueError(f"the ticket has {k!r}, which this model lacks: is it the same architecture?")
-        if sd[k].shape != v.shape:
-            raise ValueError(f"layer {k.rsplit('.', 1)[0]!r} does not match: the ticket's {k} has shape {tuple(v.shape)}, "
-                             f"the model's {tuple(sd[k].shape)}")
+    for part in ('rewind', 'trained'):
+        for k, v in (t[part] or {}).items():
+            if k not in sd: raise ValueError(f"the ticket has {k!r}, which this model lacks: is it the same architecture?")
+            if sd[k].shape != v.shape:
+                raise ValueError(f"layer {k.rsplit('.', 1)[0]!r} does not match: the ticket's {k} has shape {tuple(v.shape)}, "
+                                 f"the model's {tuple(sd[k].shape)}")
     missing = [k for k in sd if not k.endswith(MASK) and k not in t['rewind']]
     if missing: raise ValueError(f"the model has {missing[0]!r}, which the ticket lacks: is it the same architecture?")
-    for n,m in t['masks'].items():
+    for n, m in t['masks'].items():
         if n not in mods: raise ValueError(f"the ticket masks layer {n!r}, which this model lacks")
         w = getattr(mods[n], 'weight', None)
         if not isinstance(w, torch.Tensor) or w.shape != m.shape:
             raise ValueError(f"the ticket's mask for layer {n!r} has shape {tuple(m.shape)}, the layer's weight "
                              f"{tuple(getattr(w, 'shape', ()))}")
 
-def _load_into(t, model, kwargs):
-    load_model_state(model, t['rewind'])
+def _load_into(t, model, weights, kwargs):
+    load_model_state(model, t[weights])
     set_masks(model, t['masks'])
     return Sparsifier(model, **kwargs)
 
+WEIGHTS = ('rewind', 'trained')   # which weights `load_ticket` puts on the model
+
 @delegates(Sparsifier, but=['model'])
-def load_ticket(path, # A file written by `save_ticket`
-                model:nn.Module, # A model of the same architecture; left unchanged if anything is wrong
-                **kwargs
-               )->Sparsifier:
-    "Load a ticket into `model` (rewind weights and masks) and return its `Sparsifier`; metadata is in `.meta`"
-    t = _read_ticket(path)
+def load_ticket(
+    path, # A ticket file (`.safetensors`, or `.pt` from an earlier version) or a ticket folder
+    model:nn.Module, # A model of the same architecture; left unchanged if anything is wrong
+    weights:str='rewind', # 'rewind': the ticket to retrain; 'trained': its trained weights, if the file has them
+    **kwargs
+)->Sparsifier:
+    "Load a ticket into `model` (weights and masks) and return its `Sparsifier`; the header is in `.meta`"
+    if weights not in WEIGHTS: raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+    t = read_ticket(path)
+    if t[weights] is None: raise ValueError(f"{str(path)!r} holds no trained weights: load weights='rewind', the ticket to retrain")
     model = unwrap_model(model)
     _check_fits(t, model)
-    _load_into(t, deepcopy(model), kwargs)   # a dry run on a copy: any error leaves `model` untouched
-    with uninterrupted(): sp = _load_into(t, model, kwargs)
-    sp.meta = t['meta']
+    _load_into(t, deepcopy(model), weights, kwargs)   # a dry run on a copy: any error leaves `model` untouched
+    with uninterrupted(): sp = _load_into(t, model, weights, kwargs)
+    dev = next(iter(model.state_dict().values())).device
+    sp.rewind_state = {k: v.to(dev) for k, v in t['rewind'].items()}   # the rewind point, dense: a random mask may keep other weights
+    sp.meta, sp.trained = t['meta'], t['trained']
     return sp
+
+
+# %% ../nbs/06a_tickets.ipynb #xtl0007
+def _pm(r): return f"{r['mean']:.3f} ± {r.get('std') or 0:.3f}" if isinstance(r, dict) else f'{r:.3f}'
+
+def model_card(
+    header:dict, # A ticket's header (`load_ticket(...).meta`, or `read_ticket(...)['meta']`)
+)->str:
+    "A README for a ticket, in the Hugging Face model-card layout: what it is, how it was found, how well it does, how to load it"
+    h, rows = header, []
+    build = h['model']['build']
+    rebuild = (f"MODELS[{build.split(':', 1)[1]!r}](...)" if isinstance(build, str) and build.startswith('lottery_nb:')
+               else f"torchvision.models.{build.split(':', 1)[1]}(...)" if isinstance(build, str) and build.startswith('torchvision:')
+               else f"timm.create_model({build.split(':', 1)[1]!r}, ...)" if isinstance(build, str) and build.startswith('timm:')
+               else f"your {h['model']['cls'].rsplit('.', 1)[-1]}(...)")
+    found = ', '.join(f'{k} {h[k]}' for k in ('seed', 'round', 'criteria', 'granularity', 'method') if k in h)
+    lines = ['---', 'library_name: lottery_nb', 'tags:', '- lottery-ticket-hypothesis', '- pruning', '- fastai', '---', '',
+             f"# Lottery ticket: {h['model']['cls'].rsplit('.', 1)[-1]}, {100 - h['sparsity']:.1f}% of the weights remaining", '',
+             f"A winning-ticket candidate found with [lottery_nb](https://github.com/lottery-nb/lottery-nb) {h['lottery_nb']}: "
+             f"a mask that keeps {100 - h['sparsity']:.2f}% of the prunable weights, and the rewind weights its survivors start "
+             f"from{', with its trained weights' if h.get('has_trained') else ''}.", '',
+             '## How it was found', '', f"Iterative magnitude pruning ({found})." if found else 'Pruned with lottery_nb.']
+    if h.get('settings'):
+        lines += ['', '| setting | value |', '|---|---|'] + [f'| {k} | {v} |' for k, v in h['settings'].items()]
+    if h.get('results'):
+        lines += ['', '## Results', '', f"Test accuracy at early stopping (lowest validation loss), mean ± std over "
+                  f"{h.get('n_seeds', 'the')} seed(s), at this sparsity:", '', '| arm | accuracy |', '|---|---|']
+        lines += [f'| {k} | {_pm(v)} |' for k, v in h['results'].items()]
+    lines += ['', '## How to load it', '', '```python', 'from lottery_nb.all import *',
+              f"model = {rebuild}   # the same architecture", "sp = load_ticket('.', model)   # this folder: masks and rewind weights",
+              '```', '', 'Without lottery_nb, with `safetensors` and `json` only:', '', '```python',
+              'import json', 'from safetensors import safe_open', "with safe_open('ticket.safetensors', 'pt') as f:",
+              "    header = json.loads(f.metadata()['ticket'])",
+              "    masks = {k[5:]: f.get_tensor(k) for k in f.keys() if k.startswith('mask.')}",
+              "    rewind = {k[7:]: f.get_tensor(k) for k in f.keys() if k.startswith('rewind.')}", '```', '',
+              '## Layers', '', '| layer | shape | kept | sparsity (%) |', '|---|---|---|---|']
+    lines += [f"| {k or '(model)'} | {tuple(v['shape'])} | {v['kept']} | {v['sparsity']:.2f} |" for k, v in h['layers'].items()]
+    return '\n'.join(lines) + '\n'
+
+
+def write_card(
+    folder, # A ticket folder (with its `ticket.safetensors`)
+)->Path:
+    "Write the folder's `README.md` model card from its ticket's header"
+    with atomic_path(Path(folder)/'README.md') as tmp: tmp.write_text(model_card(read_ticket(folder)['meta']))
+    return Path(folder)/'README.md'
+

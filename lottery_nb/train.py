@@ -6,18 +6,19 @@ Docs: https://lottery-nb.github.io/lottery-nb/train.html.md"""
 
 # %% ../nbs/07_train.ipynb #07c003
 from __future__ import annotations
-import json, random, re
+import json, random, re, time
 import numpy as np, torch
 from fastai.learner import Recorder
 from fastai.callback.core import Callback
 import fastai.callback.progress  # noqa: F401 (it patches Learner.no_bar)
-from fastai.torch_core import set_seed
+from fastai.torch_core import set_seed, find_bs
 from .core import *
 from .schedules import annealing_no
 from .callback import SparsifyCallback, fast_events
 
 # %% auto #0
-__all__ = ['CURVES', 'parse_rewind', 'RewindPoint', 'seeded_learner', 'arm_results', 'fit_ticket', 'accuracy_at_init']
+__all__ = ['CURVES', 'COST', 'parse_rewind', 'RewindPoint', 'seeded_learner', 'arm_results', 'CostCounter', 'fit_ticket',
+           'accuracy_at_init']
 
 # %% ../nbs/07_train.ipynb #c006
 def parse_rewind(rewind, # An int (epochs), or a string like '2ep' or '500it'
@@ -82,6 +83,7 @@ def _has_test(learn): return len(learn.dls.loaders) > 2
 
 # %% ../nbs/07_train.ipynb #07c016
 CURVES = ('val_loss', 'val_acc', 'test_acc')   # the per-epoch curves of a result row, kept as JSON lists
+COST = ('steps', 'samples', 'seconds')   # what a fit cost: training batches, training samples, wall-clock seconds
 
 def _curve(xs): return json.dumps([round(float(x), 5) for x in xs])
 
@@ -91,6 +93,7 @@ def arm_results(
     test_acc:list, # The test accuracy after each epoch
     n_batches:int, # Training batches per epoch
     acc:float=np.nan, # The accuracy of an arm scored without training (and so without curves)
+    cost:dict|None=None, # What the fit cost, `COST`; `None` for none
 )->dict:
     "One arm's results from its curves: early stopping on the validation loss, the test accuracy there and at the end"
     es = int(np.argmin(val_loss)) if len(val_loss) else None
@@ -98,7 +101,18 @@ def arm_results(
     return dict(final_acc=at(test_acc, -1), es_epoch=0 if es is None else es+1, es_iter=0 if es is None else (es+1)*n_batches,
                 es_acc=at(test_acc, es), best_acc=float(max(val_acc)) if len(val_acc) else acc,
                 epochs_to_best=int(np.argmax(val_acc))+1 if len(val_acc) else 0, epochs_trained=len(val_loss),
-                **{k: _curve(c) for k, c in zip(CURVES, (val_loss, val_acc, test_acc))})
+                **{k: (cost or {}).get(k, 0) for k in COST}, **{k: _curve(c) for k, c in zip(CURVES, (val_loss, val_acc, test_acc))})
+
+# %% ../nbs/07_train.ipynb #xcost02
+class CostCounter(Callback):
+    "Count what a fit costs: training steps (batches), training samples, and wall-clock seconds"
+    order = -20   # first: it times the whole fit
+    def before_fit(self): self.steps, self.samples, self.t0, self.seconds = 0, 0, time.perf_counter(), 0.
+    def after_batch(self):
+        if self.training: self.steps += 1; self.samples += find_bs(self.yb)
+    def after_fit(self): self.seconds = time.perf_counter() - self.t0
+    @property
+    def cost(self): return dict(steps=self.steps, samples=self.samples, seconds=round(self.seconds, 3))
 
 # %% ../nbs/07_train.ipynb #07c019
 def fit_ticket(
@@ -118,13 +132,13 @@ def fit_ticket(
         if rewind_state is not None: load_model_state(learn.model, rewind_state)
         if masks is not None: set_masks(learn.model, masks)
     set_seed(seed); learn.dls.train.rng = random.Random(seed)
-    test = _TestMetrics() if _has_test(learn) else None
-    cbs = [*cbs, *([test] if test else []), *([SparsifyCallback(sparsity=0, sched_func=annealing_no)] if masks is not None else [])]
+    test, counter = _TestMetrics() if _has_test(learn) else None, CostCounter()
+    cbs = [counter, *cbs, *([test] if test else []), *([SparsifyCallback(sparsity=0, sched_func=annealing_no)] if masks is not None else [])]
     with learn.no_bar(), learn.no_logging(): learn.fit(epochs, lr, cbs=cbs)
     col = learn.recorder.metric_names[1:-1].index(metric)   # recorder.values rows skip the epoch and time columns
     vals = learn.recorder.values   # one row per epoch: train loss, valid loss, metrics
     val_loss, val_acc = [v[1] for v in vals], [v[col] for v in vals]
-    return learn, arm_results(val_loss, val_acc, [a for _, a in test.values] if test else val_acc, len(learn.dls.train))
+    return learn, arm_results(val_loss, val_acc, [a for _, a in test.values] if test else val_acc, len(learn.dls.train), cost=counter.cost)
 
 # %% ../nbs/07_train.ipynb #c036b
 def accuracy_at_init(

@@ -18,18 +18,42 @@ def test_console_script_installed():
 def test_tiny_run_writes_everything(tmp_path):
     r = run(*TINY, '--out', str(tmp_path))
     assert r.returncode == 0, r.stderr
-    assert {'results.csv', 'results.png', 'ticket.pt'} <= {p.name for p in tmp_path.iterdir()}
+    assert {'results.csv', 'results.png', 'settings.json', 'ticket', 'seed1'} == {p.name for p in tmp_path.iterdir()}
+    assert {'README.md', 'ticket.safetensors'} == {p.name for p in (tmp_path/'ticket').iterdir()}
     df = pd.read_csv(tmp_path/'results.csv')
     assert len(df) == 1 + 2*3 and set(df.arm) == {'ticket', 'reinit', 'random_mask'}
     assert 'Test accuracy at early stopping' in r.stdout and 'Early-stopping iteration' in r.stdout
     assert 'ticket' in r.stdout and 'reinit' in r.stdout
-    assert {'es_iter', 'es_acc', 'final_acc', 'val_acc'} <= set(df.columns)
+    assert {'es_iter', 'es_acc', 'final_acc', 'val_acc', 'steps', 'find_steps'} <= set(df.columns)
+    assert (df.seed == 1).all()   # --seeds 1 is seed 1
+
+def test_settings_changed_is_one_line_before_training(tmp_path):
+    assert run(*TINY, '--out', str(tmp_path)).returncode == 0
+    r = run(*TINY, '--epochs', '2', '--lr', '0.1', '--out', str(tmp_path))
+    assert r.returncode == 2 and 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert 'epochs: 1 in the folder, 2 now; lr: 0.003 in the folder, 0.1 now' in r.stderr
+
+def test_jobs_2_gives_the_rows_of_one_job_and_folders_merge(tmp_path):
+    common = ['--rounds', '2', '--epochs', '1', '--no-progress', '--threads', '1']
+    one = run(*common, '--seeds', '0', '1', '--out', str(tmp_path/'one'))
+    two = run(*common, '--seeds', '0-1', '--jobs', '2', '--out', str(tmp_path/'two'))
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    clock = ['seconds', 'find_seconds']
+    a, b = (pd.read_csv(tmp_path/d/'results.csv').drop(columns=clock) for d in ('one', 'two'))
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    for s in (0, 1): assert run(*common, '--seeds', str(s), '--out', str(tmp_path/f's{s}')).returncode == 0
+    m = run('merge', str(tmp_path/'s0'), str(tmp_path/'s1'), '--out', str(tmp_path/'merged'))
+    assert m.returncode == 0 and 'seeds 0 1' in m.stdout, m.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path/'merged'/'results.csv').drop(columns=clock), a, check_exact=True)
+    bad = run('merge', str(tmp_path/'s0'), str(tmp_path/'merged'), '--out', str(tmp_path/'m2'))
+    assert bad.returncode == 2 and 'seed 0 is in both' in bad.stderr and 'Traceback' not in bad.stderr
 
 @pytest.mark.parametrize('args, msg', [(['--rounds', 'x'], 'invalid int'), (['--dataset', 'mnist2d'], "unknown dataset 'mnist2d'"),
                                        (['--layer-pct', 'conv=10,attn=5'], "unknown layer kind 'attn'"),
                                        (['--valid-pct', '1.5'], 'share in (0, 1)'), (['--model', 'vgg'], 'invalid choice'),
                                        (['--rewind', '2 epochs'], "'500it'"), (['--controls', 'shuffle'], 'unknown control'),
-                                       (['--prune-pct', '0'], 'prune-pct'), (['--epochs', '-1'], 'must be > 0')])
+                                       (['--prune-pct', '0'], 'prune-pct'), (['--epochs', '-1'], 'must be > 0'),
+                                       (['--seeds', 'first'], "'first' is not a seed"), (['--jobs', '0'], 'must be > 0')])
 def test_bad_options_one_line(tmp_path, args, msg):
     r = run(*args, '--out', str(tmp_path))
     assert r.returncode == 2
@@ -44,8 +68,7 @@ def test_ctrl_c_keeps_finished_rounds_and_resumes(tmp_path):
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     csv = tmp_path/'results.csv'
     t0 = time.time()
-    while time.time() - t0 < 240 and not (csv.exists() and len(pd.read_csv(csv)) >= 4): time.sleep(0.2)
-    assert csv.exists(), 'no round finished in time'
+    while time.time() - t0 < 240 and len(list(tmp_path.glob('seed*/round*/*.json'))) < 4: time.sleep(0.2)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130 and 'resume' in err and 'Traceback' not in err
@@ -55,7 +78,9 @@ def test_ctrl_c_keeps_finished_rounds_and_resumes(tmp_path):
     assert r.returncode == 0, r.stderr
     final = pd.read_csv(csv)
     assert len(final) == 1 + 6*3
-    pd.testing.assert_frame_equal(final.iloc[:len(done)].reset_index(drop=True), done)   # finished rounds kept, not redone
+    key = ['seed', 'round', 'arm']
+    kept = final.merge(done[key], on=key).sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, done.sort_values(key).reset_index(drop=True))   # finished rows kept, not redone
 
 
 def _digits_arrays():

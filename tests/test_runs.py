@@ -1,0 +1,130 @@
+"""Results you can trust: a run killed at any moment resumes to exactly the uninterrupted rows, for every arm; jobs that
+share a folder lose and double nothing; the same seed twice is refused; other settings are refused before any
+training; raising rounds continues; and the serial run, `ProcessPoolExecutor` and Dask's `LocalCluster` give the same
+rows, bit for bit."""
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pandas as pd, pytest, torch
+import lottery_nb.store as store
+from lottery_nb.all import find_ticket, read_results, RunFolderError
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run_worker import learn_fn, CONFIG
+
+WORKER = str(Path(__file__).parent/'run_worker.py')
+CLOCK = ['seconds', 'find_seconds']   # wall-clock columns: the only ones that may differ between two runs
+
+def same(a, b):
+    "Two results tables hold the same rows, bit for bit, every column but the wall-clock ones"
+    key = ['seed', 'round', 'arm']
+    a, b = (d.drop(columns=CLOCK).sort_values(key).reset_index(drop=True) for d in (a, b))
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+@pytest.fixture(scope='module')
+def one_thread():
+    old = torch.get_num_threads(); torch.set_num_threads(1)   # as the worker processes run
+    yield
+    torch.set_num_threads(old)
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory, one_thread):
+    "Uninterrupted runs, with the rewind point at initialization and at iteration 10"
+    refs = {}
+    for rw in (0, '10it'):
+        out = tmp_path_factory.mktemp('ref')/'run'
+        refs[rw] = find_ticket(learn_fn, **{**CONFIG, 'rewind': rw}, seeds=[0, 1], out=out, progress=False)
+    return refs
+
+def job(kw, **popen):
+    return subprocess.Popen([sys.executable, WORKER, json.dumps(kw)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+class Crash(BaseException): pass
+
+@pytest.mark.parametrize('rewind', [0, '10it'])
+@pytest.mark.parametrize('at', [1, 2, 5, 9, 14])
+def test_crash_at_any_write_then_resume_gives_the_same_rows(tmp_path, reference, monkeypatch, rewind, at):
+    "Every arm in CONTROLS; the crash lands inside the n-th file write (the file is written, not yet in place)"
+    real, n = os.replace, [0]
+    def replace(a, b):
+        n[0] += 1
+        if n[0] == at: raise Crash()
+        return real(a, b)
+    kw = dict(CONFIG, rewind=rewind, seeds=[0, 1], out=tmp_path/'run', progress=False)
+    with monkeypatch.context() as m:
+        m.setattr(store.os, 'replace', replace); m.setattr('lottery_nb.core.os.replace', replace)
+        with pytest.raises(Crash): find_ticket(learn_fn, **kw)
+    same(find_ticket(learn_fn, **kw), reference[rewind])
+    assert not list((tmp_path/'run').rglob('*.tmp'))   # the crash left no half file in place
+
+@pytest.mark.slow
+def test_kill_9_during_a_write_and_at_a_random_moment(tmp_path, reference):
+    out = tmp_path/'run'
+    p = job(dict(seeds=[0, 1], out=str(out), kill_at_write=7)); p.wait(300)
+    assert p.returncode == -9
+    p = job(dict(seeds=[0, 1], out=str(out))); time.sleep(0); 
+    for _ in range(600):   # then again, killed once it has written a few rows
+        if len(list(out.glob('seed*/round*/*.json'))) >= 8 or p.poll() is not None: break
+        time.sleep(0.05)
+    p.kill(); p.wait()
+    r = subprocess.run([sys.executable, WORKER, json.dumps(dict(seeds=[0, 1], out=str(out)))], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    same(read_results(out), reference[0] if CONFIG['rewind'] == 0 else reference['10it'])
+
+@pytest.mark.slow
+def test_four_jobs_share_a_folder_and_the_same_seed_twice_is_refused(tmp_path, reference):
+    out = tmp_path/'run'
+    ps = [job(dict(seeds=[s], out=str(out))) for s in (0, 1, 2)]
+    dup = job(dict(seeds=[0], out=str(out)))   # the fourth asks for seed 0 too
+    for _ in range(1200):
+        if (out/'seed0'/'.lock').exists(): break
+        time.sleep(0.01)
+    holder = json.loads((out/'seed0'/'.lock').read_text())['pid']
+    os.kill(holder, signal.SIGSTOP)   # whichever of the two holds seed 0 pauses, lock held, while the other asks for it
+    other = next(p for p in (ps[0], dup) if p.pid != holder)
+    other.wait(300)
+    os.kill(holder, signal.SIGCONT)
+    outs = [p.communicate(timeout=300) for p in ps + [dup]]
+    if dup.pid == holder: ps[0], dup, outs[0], outs[3] = dup, ps[0], outs[3], outs[0]   # name the refused one `dup`
+    assert [p.returncode for p in ps] == [0, 0, 0], [o[1][-1500:] for o in outs]
+    assert dup.returncode != 0 and 'seed 0 of' in outs[3][1] and 'is being run by process' in outs[3][1], outs[3][1][-1500:]
+    rows = read_results(out)
+    assert len(rows) == 3 * (1 + 2 * 5) and not rows.duplicated(['seed', 'round', 'arm']).any()
+    same(rows[rows.seed < 2], reference['10it'])
+    assert len(pd.read_csv(out/'results.csv')) == len(rows)   # the summary the last job wrote holds every row
+
+def test_other_settings_are_refused_before_any_training(tmp_path, reference):
+    out = tmp_path/'run'
+    find_ticket(learn_fn, **CONFIG, seeds=[0], out=out, progress=False)
+    calls = []
+    def counted(): calls.append(1); return learn_fn()
+    with pytest.raises(RunFolderError, match=r"epochs: 1 in the folder, 2 now; lr: 0.003 in the folder, 0.1 now; prune_pct: 20 in the folder, 50 now"):
+        find_ticket(counted, **{**CONFIG, 'epochs': 2, 'lr': 0.1, 'prune_pct': 50}, seeds=[0], out=out, progress=False)
+    assert len(calls) == 1   # the probe that reads the settings; nothing trained
+
+def test_rounds_raised_continue_without_duplicates(tmp_path, reference):
+    out = tmp_path/'run'
+    find_ticket(learn_fn, **{**CONFIG, 'rounds': 1}, seeds=[0, 1], out=out, progress=False)
+    df = find_ticket(learn_fn, **CONFIG, seeds=[0, 1], out=out, progress=False)
+    assert not df.duplicated(['seed', 'round', 'arm']).any()
+    same(df, reference['10it'])
+
+def test_controls_added_later_give_the_rows_they_would_have_given(tmp_path, reference):
+    out = tmp_path/'run'
+    find_ticket(learn_fn, **{**CONFIG, 'controls': ('reinit',)}, seeds=[0, 1], out=out, progress=False)
+    same(find_ticket(learn_fn, **CONFIG, seeds=[0, 1], out=out, progress=False), reference['10it'])
+
+def test_process_pool_gives_the_serial_rows(tmp_path, reference):
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing as mp
+    with ProcessPoolExecutor(2, mp_context=mp.get_context('fork')) as ex:
+        df = find_ticket(learn_fn, **CONFIG, seeds=[0, 1], out=tmp_path/'run', progress=False, executor=ex)
+    same(df, reference['10it'])
+    same(pd.read_csv(tmp_path/'run'/'results.csv'), reference['10it'])
+
+@pytest.mark.slow
+def test_dask_local_cluster_gives_the_serial_rows(tmp_path, reference):
+    from distributed import Client, LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+        df = find_ticket(learn_fn, **CONFIG, seeds=[0, 1], out=tmp_path/'run', progress=False, executor=client.get_executor())
+    same(df, reference['10it'])
+    same(pd.read_csv(tmp_path/'run'/'results.csv'), reference['10it'])
