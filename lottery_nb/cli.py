@@ -10,7 +10,7 @@ import argparse, shutil, sys, time, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['EPOCHS', 'QUICK', 'QUICK_HELP', 'get_parser', 'run', 'merge', 'main']
+__all__ = ['EPOCHS', 'QUICK', 'QUICK_HELP', 'get_parser', 'cost_line', 'run', 'merge', 'main']
 
 # %% ../nbs/09_cli.ipynb #c009
 EPOCHS = 20   # the default budget: the dense MLP on MNIST-1D reaches its lowest validation loss well before it (IMP tutorial)
@@ -124,6 +124,18 @@ def _results_at(df, r):
            for (rr, a), g in s.groupby(['round', 'arm']) if rr == 0 and a == 'ticket' or rr == r}
     return res
 
+def cost_line(
+    df, # As `find_ticket` returns it
+)->str:
+    "What a run cost in training steps (and seconds on this machine): in all, and to find its sparsest ticket"
+    import platform
+    last = df[df['round'] == df['round'].max()]
+    find, secs = last.find_steps.mean(), last.find_seconds.mean()
+    arms = ', '.join(f"{a} {g.steps.sum():,}" for a, g in df.groupby('arm', sort=False))
+    return (f"Training cost: {df.steps.sum():,} steps in all ({arms}), {df.seconds.sum():.0f} s on this machine "
+            f"({platform.machine()}, {__import__('os').cpu_count()} cores); the sparsest ticket took {find:,.0f} steps "
+            f"({secs:.0f} s) to find, mean over {df.seed.nunique()} seed(s).")
+
 def run(
     args, # The parser's namespace
 )->int:
@@ -138,7 +150,7 @@ def run(
     from lottery_nb.train import parse_rewind
     from lottery_nb.tickets import read_ticket, write_ticket, write_card
     from lottery_nb.core import atomic_path
-    from lottery_nb.results import plot_early_stopping, summary_table
+    from lottery_nb.results import plot_results, summary_table
     if args.quick: vars(args).update(QUICK)
     else: args.seeds = sorted({s for ss in args.seeds for s in ss})
     rewind = int(args.rewind) if args.rewind.isdigit() else args.rewind
@@ -164,8 +176,8 @@ def run(
         if args.threads: torch.set_num_threads(args.threads)
         df = find_ticket(learn_fn, **kw)
     n = len(args.seeds)
-    fig = plot_early_stopping(df, f"{args.model} on {args.dataset}: {args.rounds} rounds of {args.prune_pct:g}%, {n} seed(s)",
-                              fig=Figure(figsize=(12, 4.2)))
+    fig = plot_results(df, f"{args.model} on {args.dataset}: {args.rounds} rounds of {args.prune_pct:g}%, {n} seed(s)",
+                       fig=Figure(figsize=(17, 4.4)))
     fig.savefig(out/'results.png', dpi=120)
     t = read_ticket(out/f'seed{args.seeds[0]}'/f'round{args.rounds}'/'ticket.safetensors')   # the sparsest ticket of the first seed
     write_ticket(out/'ticket'/'ticket.safetensors', learn_fn().model, t['masks'], t['rewind'], t['trained'],
@@ -176,6 +188,7 @@ def run(
     print(summary_table(df).to_string())
     print(f"\nEarly-stopping iteration (lowest validation loss), mean ± std:")
     print(summary_table(df, 'es_iter', '.0f').to_string())
+    print('\n' + cost_line(df))
     print(f"\nwrote {out/'results.csv'}, {out/'results.png'}, {out/'ticket'}/  ({time.time()-t0:.0f} s)")
     return 0
 

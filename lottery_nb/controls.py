@@ -14,7 +14,7 @@ from .train import fit_ticket, accuracy_at_init, arm_results
 
 # %% auto #0
 __all__ = ['UNTRAINED', 'CONTROLS', 'ARMS', 'arm_seed', 'reinit_arm', 'random_mask_arm', 'mask_at_init_arm',
-           'signed_constant_arm']
+           'signed_constant_arm', 'retrain_arm']
 
 # %% ../nbs/07a_controls.ipynb #xseed02
 def arm_seed(
@@ -72,8 +72,19 @@ def signed_constant_arm(
     "Zhou et al.'s signed constant: the mask on the initial weights' signs at one magnitude per layer, untrained"
     return _untrained(accuracy_at_init(learn_fn, masks, init_seed=seed, signed_constant=True))
 
+def retrain_arm(
+    learn_fn, # () -> a fresh `Learner`
+    masks, # The ticket's `{layer: bool mask}`
+    rewind_state, # The ticket's rewind weights
+    seed, # The run's seed
+    r, # The IMP round
+    **kwargs, # Passed to `fit_ticket`
+):
+    "The ticket itself, trained to the full budget: what an early-bird ticket is worth, since its own fit stops early"
+    return fit_ticket(learn_fn, masks, rewind_state, init_seed=seed, seed=seed, **kwargs)[1]
+
 UNTRAINED = ('mask_at_init', 'signed_constant')   # arms scored without training: no iterations, no curves
 CONTROLS = {'reinit': reinit_arm, 'random_mask': random_mask_arm,
-            'mask_at_init': mask_at_init_arm, 'signed_constant': signed_constant_arm}
+            'mask_at_init': mask_at_init_arm, 'signed_constant': signed_constant_arm, 'retrain': retrain_arm}
 ARMS = ('ticket', *CONTROLS)
 

@@ -28,7 +28,7 @@ class EarlyBirdCallback(Callback):
     order = Recorder.order + 2   # after the epoch's metrics are recorded, on validation and on test
     def __init__(self,
                  sparsity:float|dict, # The ticket's sparsity in percent (or `{layer: percent}` with `method='local'`)
-                 eps:float=0.1, # The mask has settled when its distance from the last epoch's is under `eps`...
+                 eps:float=0.1, # The mask has settled when its distance from the last epoch's (a share of the weights in play) is under `eps`...
                  patience:int=3, # ...for this many epochs in a row
                  granularity:str='weight', # What is pruned as one unit, see `GRANULARITIES`
                  method:str='global', # 'global' (one ranking) or 'local' (per layer)
@@ -50,11 +50,12 @@ class EarlyBirdCallback(Callback):
         "Build the `Sparsifier` (it keeps the starting weights, for the reset) and clear the record"
         self.sparsifier = Sparsifier(unwrap_model(self.model), self.granularity, self.method, self.criteria, self.layer_type)
         self.distances,self.stop_epoch,self.masks = [],None,None
+        self.alive = {n: get_mask(m).clone() for n,m in self.sparsifier.layers.items()}   # the weights in play in this fit
 
     def after_epoch(self):
         "Compare this epoch's mask with the last one, and stop the fit once it has settled"
         masks = self.sparsifier.proposed_masks(self.sparsity)
-        if self.masks is not None: self.distances.append(mask_distance(self.masks, masks))
+        if self.masks is not None: self.distances.append(mask_distance(self.masks, masks, self.alive))
         self.masks = masks
         recent = self.distances[-self.patience:]
         if self.stop_epoch is None and len(recent) == self.patience and max(recent) < self.eps:

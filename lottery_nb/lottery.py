@@ -232,7 +232,9 @@ def _check_args(learn_fn, rounds, prune_pct, rewind, epochs, lr, controls, metho
     elif early_bird is False or early_bird is None: early_bird = None
     elif not isinstance(early_bird, dict) or set(early_bird) - {'eps', 'patience'}:
         raise ValueError(f"early_bird must be True, False, or a dict of EarlyBirdCallback's 'eps' and 'patience', got {early_bird!r}")
-    if early_bird is not None: EarlyBirdCallback(sparsity=prune_pct, **early_bird)   # checks eps and patience now
+    if early_bird is not None:
+        EarlyBirdCallback(sparsity=prune_pct, **early_bird)   # checks eps and patience now
+        if 'retrain' not in controls: controls = ('retrain', *controls)   # the ticket's own fit stops early: this one is its worth
     set_seed(0); probe = learn_fn()
     layers, n_batches = list(prunable_layers(probe.model)), len(probe.dls.train)
     if layer_rates and set(layer_rates) - set(layers):

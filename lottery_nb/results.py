@@ -16,13 +16,14 @@ from .train import CURVES
 
 # %% auto #0
 __all__ = ['ARM_STYLES', 'TRAINED_ONLY', 'METRIC_LABELS', 'summarize', 'summary_table', 'plot_tickets', 'plot_early_stopping',
-           'learning_curves', 'plot_overlap']
+           'plot_cost', 'plot_results', 'learning_curves', 'plot_overlap']
 
 # %% ../nbs/07d_results.ipynb #07dc008
 ARM_STYLES = {'ticket': ('C0', 'o', 'winning ticket (rewound)'), 'reinit': ('C3', 's', 'random reinit'),
               'random_mask': ('C2', '^', 'random mask'),
               'mask_at_init': ('C4', 'v', 'mask on initial weights, untrained'),
-              'signed_constant': ('C1', 'D', 'mask on signs x constant, untrained')}   # color, marker, label in plots
+              'signed_constant': ('C1', 'D', 'mask on signs x constant, untrained'),
+              'retrain': ('C9', 'P', 'ticket, trained to the full budget')}   # color, marker, label in plots
 TRAINED_ONLY = ('es_iter', 'es_epoch', 'epochs_trained', 'epochs_to_best')   # columns that mean nothing for an untrained arm
 
 METRIC_LABELS = {'es_acc': 'test accuracy at early stopping', 'es_iter': 'early-stopping iteration',
@@ -45,11 +46,14 @@ def summary_table(
     metric:str='es_acc', # The column to summarise: 'es_acc', 'es_iter', 'final_acc', ...
     fmt:str='.3f', # How each mean and std is written
 ):
-    "Mean ± std of `metric` across seeds: one row per round, the percent of weights remaining, one column per arm"
+    "Mean ± std of `metric` across seeds: one row per round, the percent of weights remaining, what finding its mask cost, one column per arm"
     s = summarize(df, metric)
     s['acc'] = [f"{m:{fmt}} ± {0 if sd != sd else sd:{fmt}}" for m,sd in zip(s['mean'], s['std'])]
     t = s.pivot_table(index=['round', 'pct_remaining'], columns='arm', values='acc', aggfunc='first')
     t = t[[c for c in ARMS if c in t.columns]].fillna('')
+    if 'find_steps' in df.columns:   # what finding each round's mask cost, the same for every arm of a round
+        cost = df.groupby('round').find_steps.mean()
+        t.insert(0, 'steps to find', [f"{cost[r]:,.0f}" for r,_ in t.index])
     t.insert(0, 'remaining', [f"{p:5.1f}%" for _,p in t.index])
     t.index = [f"round {r}" for r,_ in t.index]   # one header row: no index or column names
     t.columns.name = None
@@ -93,6 +97,48 @@ def plot_early_stopping(
     a, b = fig.subplots(1, 2)
     plot_tickets(df, 'es_iter', ax=a, title='Early-stopping iteration (lowest validation loss)')
     plot_tickets(df, 'es_acc', ax=b, title='Test accuracy at early stopping')
+    if title: fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/07d_results.ipynb #xcost12
+def plot_cost(
+    df:pd.DataFrame, # As `find_ticket` returns it
+    metric:str='es_acc', # The column to plot
+    arms=('ticket', 'retrain', 'random_mask'), # The arms to draw, those the run has
+    ax:Axes|None=None, # Axes to draw on; `None` makes a figure
+    label:str='', # Put before each arm's label, to tell runs apart on one axes
+    title:str|None=None, # Axes title
+):
+    "`metric` against the training steps spent to find each round's mask, one line per arm, error bars across seeds"
+    ax = get_ax(ax, (7, 4.2))
+    s = summarize(df, metric).merge(df.groupby('round').find_steps.mean().rename('find_steps'), on='round')
+    for arm in [a for a in arms if a in set(s.arm)]:
+        c, mk, name = ARM_STYLES.get(arm, (None, 'o', arm))
+        d = s[s.arm == arm] if arm == 'ticket' else s[(s.arm == arm) & (s['round'] > 0)]
+        ax.errorbar(d.find_steps, d['mean'], yerr=d['std'].fillna(0), color=None if label else c, marker=mk, capsize=3, lw=1.5,
+                    label=f'{label}{name}')
+        for x, y, p in zip(d.find_steps, d['mean'], d.pct_remaining):
+            if arm == arms[0] or arm == 'retrain': ax.annotate(f'{p:.0f}%', (x, y), textcoords='offset points', xytext=(4, 4), fontsize=7)
+    ax.set(xlabel='training steps spent to find the mask', ylabel=METRIC_LABELS.get(metric, metric.replace('_', ' ')),
+           title=title or 'Accuracy against the cost of the ticket (labels: % of weights remaining)')
+    ax.grid(alpha=0.3); ax.legend(fontsize=8)
+    return ax
+
+# %% ../nbs/07d_results.ipynb #xcost15
+def plot_results(
+    df:pd.DataFrame, # As `find_ticket` returns it
+    title:str|None=None, # Figure title
+    fig=None, # A `matplotlib.figure.Figure` to draw on; `None` makes one with pyplot
+):
+    "The early-stopping iteration and the test accuracy against % of weights remaining, and the accuracy against the cost"
+    if fig is None:
+        import matplotlib.pyplot as plt
+        fig = plt.figure(figsize=(17, 4.4))
+    a, b, c = fig.subplots(1, 3)
+    plot_tickets(df, 'es_iter', ax=a, title='Early-stopping iteration (lowest validation loss)')
+    plot_tickets(df, 'es_acc', ax=b, title='Test accuracy at early stopping')
+    plot_cost(df, ax=c, title='Test accuracy against the steps spent to find the mask')
     if title: fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -21,8 +21,9 @@ from .sparsifier import *
 from .callback import SparsifyCallback
 
 # %% auto #0
-__all__ = ['FORMAT', 'FORMAT_VERSION', 'TICKET_FILE', 'WEIGHTS', 'random_masks', 'mask_distance', 'mask_overlap',
-           'overlap_matrix', 'write_ticket', 'save_ticket', 'read_ticket', 'load_ticket', 'model_card', 'write_card']
+__all__ = ['FORMAT', 'FORMAT_VERSION', 'TICKET_FILE', 'HUB', 'WEIGHTS', 'random_masks', 'mask_distance', 'mask_overlap',
+           'overlap_matrix', 'write_ticket', 'save_ticket', 'read_ticket', 'load_ticket', 'model_card', 'write_card',
+           'push_ticket', 'pull_ticket']
 
 # %% ../nbs/06a_tickets.ipynb #c013
 def random_masks(
@@ -42,11 +43,13 @@ def random_masks(
 def mask_distance(
     a:dict, # `{layer: bool mask}`
     b:dict, # Masks of the same layers and shapes
+    alive:dict|None=None, # Masks of the weights still in play: the distance is a share of those; `None`: of all weights
 )->float:
-    "The share of all masked weights on which `a` and `b` differ (0 is the same mask)"
+    "The share of the weights (of all of them, or of those `alive` keeps) on which `a` and `b` differ; 0 is the same mask"
     if set(a) != set(b): raise ValueError(f"the masks cover different layers: {sorted(a)} and {sorted(b)}")
     diff = sum(int((a[n].bool() != b[n].bool().to(a[n].device)).sum()) for n in a)
-    return diff / sum(a[n].numel() for n in a)
+    n = sum(int(alive[k].sum()) for k in a) if alive is not None else sum(a[k].numel() for k in a)
+    return diff / max(n, 1)
 
 # %% ../nbs/06a_tickets.ipynb #c035b
 def mask_overlap(
@@ -83,6 +86,7 @@ def overlap_matrix(
 # %% ../nbs/06a_tickets.ipynb #c016
 FORMAT, FORMAT_VERSION = 'lottery_nb.ticket', 1   # what a ticket file's header says it is
 TICKET_FILE = 'ticket.safetensors'   # the file of a ticket folder, beside its README.md
+HUB = 'hf://'   # the prefix of a ticket path that names a Hub repository
 
 def _ticket_of(x):
     "The model, rewind weights and metadata of whatever holds a ticket"
@@ -245,13 +249,14 @@ WEIGHTS = ('rewind', 'trained')   # which weights `load_ticket` puts on the mode
 
 @delegates(Sparsifier, but=['model'])
 def load_ticket(
-    path, # A ticket file (`.safetensors`, or `.pt` from an earlier version) or a ticket folder
+    path, # A ticket file (`.safetensors`, or `.pt` from an earlier version), a ticket folder, or 'hf://user/repo' on the Hub
     model:nn.Module, # A model of the same architecture; left unchanged if anything is wrong
     weights:str='rewind', # 'rewind': the ticket to retrain; 'trained': its trained weights, if the file has them
     **kwargs
 )->Sparsifier:
     "Load a ticket into `model` (weights and masks) and return its `Sparsifier`; the header is in `.meta`"
     if weights not in WEIGHTS: raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+    if str(path).startswith(HUB): path = pull_ticket(str(path))
     t = read_ticket(path)
     if t[weights] is None: raise ValueError(f"{str(path)!r} holds no trained weights: load weights='rewind', the ticket to retrain")
     model = unwrap_model(model)
@@ -309,3 +314,45 @@ def write_card(
     with atomic_path(Path(folder)/'README.md') as tmp: tmp.write_text(model_card(read_ticket(folder)['meta']))
     return Path(folder)/'README.md'
 
+
+# %% ../nbs/06a_tickets.ipynb #xhub002
+def _hub(what):
+    try: import huggingface_hub
+    except ImportError: raise ImportError(f"{what} needs huggingface_hub: pip install 'lottery-nb[hub] @ git+https://github.com/lottery-nb/lottery-nb'") from None
+    return huggingface_hub
+
+def _offline(e, what):
+    "A network failure of the Hub client as one line; other errors as they are"
+    names = {c.__name__ for c in type(e).__mro__}
+    if names & {'ConnectError', 'ConnectionError', 'TransportError', 'LocalEntryNotFoundError', 'OfflineModeIsEnabled', 'Timeout', 'TimeoutException'}:
+        return ConnectionError(f"{what} needs the Hugging Face Hub, which cannot be reached from here ({type(e).__name__}); "
+                               f"run it where there is a network, or load a ticket folder from disk")
+    if 'RepositoryNotFoundError' in names: return ValueError(f"{what}: no such repository on the Hub, or it is private and you are not logged in")
+    return e
+
+def push_ticket(
+    folder, # A ticket folder, as `save_ticket(folder, ...)` writes it
+    repo_id:str, # The Hub model repository, 'user/name'; made if it does not exist
+    token:str|None=None, # A Hub token; `None` uses the one `huggingface-cli login` saved
+    private:bool=False, # Make a new repository private
+)->str:
+    "Upload a ticket folder (its `ticket.safetensors` and model card) to a Hugging Face Hub model repository; returns its URL"
+    hub = _hub('push_ticket')
+    read_ticket(folder)   # a valid ticket, before anything goes out
+    api = hub.HfApi(token=token)
+    try:
+        api.create_repo(repo_id, exist_ok=True, private=private)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, allow_patterns=[TICKET_FILE, 'README.md'],
+                          commit_message='lottery_nb ticket')
+    except Exception as e: raise _offline(e, f'push_ticket to {repo_id!r}') from None
+    return f'https://huggingface.co/{repo_id}'
+
+def pull_ticket(
+    repo_id:str, # The Hub model repository, 'user/name' (or 'hf://user/name')
+    revision:str|None=None, # A branch, tag or commit; `None`: the latest
+)->Path:
+    "Download a ticket folder from the Hub (or find it in the local cache); returns the folder, for `load_ticket`"
+    hub = _hub('pull_ticket')
+    repo_id = repo_id[len(HUB):] if repo_id.startswith(HUB) else repo_id
+    try: return Path(hub.snapshot_download(repo_id, revision=revision, allow_patterns=[TICKET_FILE, 'README.md']))
+    except Exception as e: raise _offline(e, f'pull_ticket of {repo_id!r}') from None

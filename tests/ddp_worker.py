@@ -1,7 +1,7 @@
 """Run by tests/test_distributed.py under `torch.distributed.run --nproc_per_node 2`: SparsifyCallback inside
 fastai's `learn.distrib_ctx(cpu=True)` (Accelerate, DDP, gloo). Each rank seeds its model differently on purpose;
 after every prune and every reset a checker compares the whole state (weights, batch-norm buffers, masks) across ranks.
-Rank 0 writes what it saw to OUT/result.json and the ticket to OUT/ticket.pt."""
+Rank 0 writes what it saw to OUT/result.json and the ticket to OUT/ticket.safetensors."""
 import json, os, sys, warnings
 warnings.filterwarnings('ignore')
 import torch, torch.distributed as dist
@@ -51,7 +51,7 @@ def main(out, bn):
     with learn.no_bar(), learn.no_logging(), learn.distrib_ctx(cpu=True, sync_bn=False):
         learn.fit(3, 1e-2, cbs=[cb, chk])
         if rank == 0:
-            save_ticket(Path(out)/'ticket.pt', cb)
+            save_ticket(Path(out)/'ticket.safetensors', cb)
             json.dump(dict(checks=chk.checks, n_train=cb.n_train, world_size=dist.get_world_size(),
                            events=[e['event'] for e in cb.events], sparsity=cb.sparsifier.pruned_pct),
                       open(Path(out)/'result.json', 'w'))

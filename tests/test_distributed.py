@@ -3,6 +3,7 @@ one process finds with the same data in the same order. The worker is tests/ddp_
 import json, os, subprocess, sys
 from pathlib import Path
 import pytest, torch
+from lottery_nb.tickets import read_ticket
 
 pytest.importorskip('accelerate')
 here = Path(__file__).resolve().parent
@@ -31,7 +32,7 @@ def test_ranks_agree_after_every_prune_and_reset(tmp_path):
     assert all(c['identical'] for c in res['checks']), res['checks']   # weights, BN buffers and masks, bit for bit
     assert abs(res['sparsity'] - 60) < 0.1
     # the ticket's survivors are rank 0's initial weights: the rewind point was taken after DDP synchronised the ranks
-    t = torch.load(tmp_path/'ticket.pt', weights_only=True)
+    t = read_ticket(tmp_path/'ticket.safetensors')
     init = torch.load(tmp_path/'init_rank0.pt', weights_only=True)
     for k, v in t['rewind'].items():
         if k.endswith('weight') and k.rsplit('.', 1)[0] in t['masks']:
@@ -54,7 +55,7 @@ def test_two_ranks_find_the_single_process_ticket(tmp_path):
                     m, loss_func=CrossEntropyLossFlat(), metrics=accuracy, opt_func=Adam)
     with learn.no_bar(), learn.no_logging():
         learn.fit(3, 1e-2, cbs=SparsifyCallback(sparsity=60, method='global', sched_func=iterative, reset='lth'))
-    t = torch.load(tmp_path/'ticket.pt', weights_only=True)
+    t = read_ticket(tmp_path/'ticket.safetensors')
     masks, state = get_masks(m), model_state(m)
     # Tolerance: DDP averages two half-batch gradients, one process takes one whole-batch gradient. The sums are the
     # same up to float rounding, so weights agree to ~1e-6 and a mask can differ only where two scores nearly tie.
