@@ -376,16 +376,17 @@ def ticket_split(a):
     "The `lottery_nb` command, in process, with its time split by phase"
     import pandas as pd
     from matplotlib.figure import Figure
-    import lottery_nb.lottery as L, lottery_nb.cli as cli, lottery_nb.sparsifier as S
+    import lottery_nb.lottery as L, lottery_nb.train as T, lottery_nb.cli as cli, lottery_nb.sparsifier as S
+    import safetensors.torch as ST
     argv = ['--no-progress'] + (['--rounds', '1', '--seeds', '1', '--epochs', '4'] if a.quick else []) + (['--rounds', '1', '--seeds', '1', '--epochs', '1'] if a.smoke else [])
     sp = Split()
     sp.wrap(Learner, '_do_epoch_train', 'training')
     sp.wrap(Learner, '_do_epoch_validate', 'evaluation (validation, test, untrained arms)')
-    sp.wrap(L, '_evaluate', 'evaluation (validation, test, untrained arms)')
+    sp.wrap(T, '_evaluate', 'evaluation (validation, test, untrained arms)')
     for n in ('prune', 'proposed_masks'): sp.wrap(S.Sparsifier, n, 'pruning (ranking, masks)')
     for n in ('reset', 'snapshot'): sp.wrap(S.Sparsifier, n, 'resetting (rewind, snapshots)')
-    sp.wrap(L, 'load_model_state', 'resetting (rewind, snapshots)')
-    for owner, n in ((torch, 'save'), (pd.DataFrame, 'to_csv'), (Figure, 'savefig'), (shutil, 'copy')): sp.wrap(owner, n, 'writing files')
+    for owner in (L, T): sp.wrap(owner, 'load_model_state', 'resetting (rewind, snapshots)')
+    for owner, n in ((ST, 'save_file'), (pd.DataFrame, 'to_csv'), (Figure, 'savefig')): sp.wrap(owner, n, 'writing files')
     out = tempfile.mkdtemp()
     try:
         t0 = time.perf_counter()

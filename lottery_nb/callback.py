@@ -46,7 +46,7 @@ def _handled(cls)->frozenset:
 
 def _check_learn(learn):
     if learn is not None and not isinstance(learn, Learner):
-        raise TypeError(f"the first positional argument is the Learner (as in the blog), got {learn!r}; "
+        raise BadType(f"the first positional argument is the Learner (as in the blog), got {learn!r}; "
                         f"pass the sparsity by name: SparsifyCallback(sparsity=...)")
 
 def _check_epoch(name, v):
@@ -57,11 +57,11 @@ def _check_window(rewind, start_epoch, end_epoch):
     check_number(rewind, 'rewind', 0, integer=True, note='an epoch number')
     _check_epoch('start_epoch', start_epoch); _check_epoch('end_epoch', end_epoch)
     if start_epoch is not None and start_epoch < rewind:
-        raise ValueError(f"start_epoch={start_epoch} is before rewind={rewind}: pruning would begin before the rewind "
+        raise BadValue(f"start_epoch={start_epoch} is before rewind={rewind}: pruning would begin before the rewind "
                          f"point is recorded, so there would be no weights to reset to. Use start_epoch >= rewind, "
                          f"or leave it out (it defaults to rewind).")
     if start_epoch is not None and end_epoch is not None and end_epoch <= start_epoch:
-        raise ValueError(f"end_epoch={end_epoch} must be after start_epoch={start_epoch}")
+        raise BadValue(f"end_epoch={end_epoch} must be after start_epoch={start_epoch}")
 
 # %% ../nbs/06_callback.ipynb #c008
 class SparsifyCallback(Callback):
@@ -82,13 +82,15 @@ class SparsifyCallback(Callback):
                  reset:str|None=None, # None, or 'lth' to reset the survivors after each pruning step
                  rewind:int=0, # Epoch whose starting weights are the rewind point; 0 is the initialization
                  layer_type:tuple=PRUNABLE, # The layer classes whose weight is pruned
+                 prune_output:bool=False, # With `granularity='filter'`, prune the output layer's units (its classes) too
                  verbose:bool=False # Show the per-layer sparsity report at the end of fit
                 ):
         _check_learn(learn)
-        if sparsity is None: raise TypeError("SparsifyCallback needs a target sparsity in percent, e.g. sparsity=50")
-        if reset not in RESETS: raise ValueError(f"reset must be None or 'lth', got {reset!r}")
+        if sparsity is None: raise BadType("SparsifyCallback needs a target sparsity in percent, e.g. sparsity=50")
+        if reset not in RESETS: raise BadValue(f"reset must be None or 'lth', got {reset!r}")
         _check_window(rewind, start_epoch, end_epoch)
         store_attr('start_epoch,end_epoch,reset,rewind,verbose,learn')
+        self.prune_output = check_flag(prune_output, 'prune_output')
         self.target = check_sparsity(sparsity)   # `sparsity` in the blog's call; `target` here, beside `achieved`
         self.granularity,self.method = get_granularity(granularity),get_method(method)
         self.criteria,self.sched_func = get_criteria(criteria),get_schedule(sched_func)
@@ -114,15 +116,16 @@ class SparsifyCallback(Callback):
 @patch
 def before_fit(self:SparsifyCallback):
     "Check the epochs against this fit, build the `Sparsifier`, and add the `sparsity` column"
+    if hasattr(self.learn, 'lr_finder'): self.run = False; return   # lr_find's trial fit: no masks left behind
     n = self.n_epoch
     if self.rewind >= n:
-        raise ValueError(f"rewind={self.rewind} must be an epoch of this fit, i.e. below n_epoch={n}")
+        raise BadValue(f"rewind={self.rewind} must be an epoch of this fit, i.e. below n_epoch={n}")
     start = self.rewind if self.start_epoch is None else self.start_epoch
     end = n if self.end_epoch is None else self.end_epoch
-    if end > n: raise ValueError(f"end_epoch={end} is after the end of this fit (n_epoch={n})")
-    if start >= end: raise ValueError(f"start_epoch={start} must be before end_epoch={end} (n_epoch={n})")
+    if end > n: raise BadValue(f"end_epoch={end} is after the end of this fit (n_epoch={n})")
+    if start >= end: raise BadValue(f"start_epoch={start} must be before end_epoch={end} (n_epoch={n})")
     self.window,self.n_train = (start, end),len(self.dls.train)   # the loader this process iterates
-    self.sparsifier = Sparsifier(unwrap_model(self.model), self.granularity, self.method, self.criteria, self.layer_type)
+    self.sparsifier = Sparsifier(unwrap_model(self.model), self.granularity, self.method, self.criteria, self.layer_type, self.prune_output)
     self.prunable = list(self.sparsifier.layers.values())
     self._views = mask_views(self.prunable)   # looked up once: `after_step` runs every step
     pause_mask_hooks(self.prunable)   # we mask after every step ourselves; see `learn` below for how they come back

@@ -8,6 +8,7 @@ Docs: https://lottery-nb.github.io/lottery-nb/cli.html.md"""
 from __future__ import annotations
 import argparse, shutil, sys, time, warnings
 from pathlib import Path
+from .core import BadInput, BadValue, user_message
 
 # %% auto #0
 __all__ = ['EPOCHS', 'QUICK', 'QUICK_HELP', 'get_parser', 'cost_line', 'run', 'merge', 'main']
@@ -91,6 +92,7 @@ def get_parser():
     p.add_argument('--quick', action='store_true', help=f'a half-minute look: {QUICK_HELP}')
     p.add_argument('--lr', type=_positive(float), default=3e-3, help='Adam learning rate')
     p.add_argument('--bs', type=_positive(int), default=100, help='batch size')
+    p.add_argument('--size', type=_positive(int), default=None, help='resize the images of an image folder to SIZE x SIZE (they must match otherwise)')
     p.add_argument('--method', choices=list(METHODS), default='global', help='one ranking, or per layer')
     p.add_argument('--early-bird', action='store_true', help="stop each ticket's training once the next round's mask has settled (You et al.)")
     p.add_argument('--out', default='lottery_out', help='output folder; the same folder resumes a run')
@@ -155,16 +157,19 @@ def run(
     else: args.seeds = sorted({s for ss in args.seeds for s in ss})
     rewind = int(args.rewind) if args.rewind.isdigit() else args.rewind
     parse_rewind(rewind, 1)   # a malformed rewind fails here, before any data is built
-    if args.rounds < 0: raise ValueError(f"--rounds must be >= 0, got {args.rounds}")
-    if not 0 < args.prune_pct < 100: raise ValueError(f"--prune-pct must be in (0, 100), got {args.prune_pct:g}")
-    if args.device == 'cuda' and not torch.cuda.is_available(): raise ValueError("--device cuda, but torch sees no GPU here")
+    if args.rounds < 0: raise BadValue(f"--rounds must be >= 0, got {args.rounds}")
+    if not 0 < args.prune_pct < 100: raise BadValue(f"--prune-pct must be in (0, 100), got {args.prune_pct:g}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir(): raise BadValue(f"--out {args.out!r} is a file; the results need a folder")
+    if args.device == 'cuda' and not torch.cuda.is_available(): raise BadValue("--device cuda, but torch sees no GPU here")
     device = None if args.device == 'auto' else torch.device(args.device)
-    dls = get_dls(args.dataset, bs=args.bs, seed=0, device=device, valid_pct=args.valid_pct)
+    folder = Path(args.dataset).is_dir()
+    if args.size and not folder: raise BadValue(f"--size resizes the images of an image folder; {args.dataset!r} is not one")
+    dls = get_dls(args.dataset, bs=args.bs, seed=0, device=device, valid_pct=args.valid_pct, **({'size': args.size} if folder else {}))
     shape = tuple(dls.one_batch()[0].shape[1:])
     learn_fn = _Learn(dls, args.model, shape)
     method, layer_rates = args.method, None
     if args.layer_pct is not None: method, layer_rates = 'local', _layer_rates(learn_fn().model, args.layer_pct, args.prune_pct)
-    out = Path(args.out)
     t0 = time.time()
     kw = dict(rounds=args.rounds, prune_pct=args.prune_pct, rewind=rewind, epochs=args.epochs, lr=args.lr, seeds=args.seeds,
               controls=args.controls, method=method, layer_rates=layer_rates, out=out, progress=not args.no_progress,
@@ -218,8 +223,8 @@ def main(
         job, args = (merge, _merge_parser().parse_args(argv[1:])) if argv[:1] == ['merge'] else (run, get_parser().parse_args(argv))
         args.command = ' '.join(['lottery_nb', *argv])
         try: return job(args)
-        except (ValueError, TypeError, ConnectionError) as e:
-            print(f"lottery_nb: error: {e}", file=sys.stderr); return 2
+        except BadInput as e:   # what the user gave: one line; anything else is a bug, and keeps its traceback
+            print(f"lottery_nb: error: {user_message(e)}", file=sys.stderr); return 2
         except KeyboardInterrupt:
             print(f"\nlottery_nb: interrupted; finished rounds are in {args.out}, run the same command to resume", file=sys.stderr)
             return 130

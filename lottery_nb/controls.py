@@ -23,7 +23,7 @@ def arm_seed(
     arm:str, # The arm's name
 )->int:
     "The seed of `arm`'s own randomness in round `r` of the run seeded `seed`: one per (seed, round, arm), from `SeedSequence`"
-    return int(np.random.SeedSequence([seed, r, zlib.crc32(arm.encode())]).generate_state(1, np.uint64)[0] >> 1)
+    return int(np.random.SeedSequence([seed, r, zlib.crc32(arm.encode())]).generate_state(1, np.uint64)[0]) >> 1
 
 # %% ../nbs/07a_controls.ipynb #07ac006
 def reinit_arm(

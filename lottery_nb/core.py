@@ -14,11 +14,26 @@ from torch import nn
 from fastcore.basics import tuplify
 
 # %% auto #0
-__all__ = ['PRUNABLE', 'MASK', 'LayerTypes', 'check_layer_type', 'lookup', 'registry_name', 'check_number', 'get_ax',
+__all__ = ['PRUNABLE', 'MASK', 'BadInput', 'BadValue', 'BadType', 'MissingFile', 'Offline', 'MissingExtra', 'user_message',
+           'LayerTypes', 'check_layer_type', 'lookup', 'registry_name', 'check_number', 'check_flag', 'get_ax',
            'prunable_layers', 'has_mask', 'get_mask', 'mask_views', 'apply_views', 'apply_mask', 'add_mask',
            'masked_layers', 'add_masks', 'get_masks', 'apply_masks', 'pause_mask_hooks', 'resume_mask_hooks',
            'remove_masks', 'model_state', 'load_model_state', 'set_masks', 'uninterrupted', 'atomic_path',
            'unwrap_model', 'sync_from_rank0', 'sparsity', 'sparsity_report', 'print_sparsity']
+
+# %% ../nbs/00_core.ipynb #xbad002
+class BadInput(Exception):
+    "What the user gave cannot be used: the message says what, and what would do"
+class BadValue(BadInput, ValueError): "A value outside its valid set or range"
+class BadType(BadInput, TypeError): "A value of the wrong kind"
+class MissingFile(BadInput, FileNotFoundError): "A file or folder that is not there"
+class Offline(BadInput, ConnectionError): "Something that needs the network, asked for without one"
+class MissingExtra(BadInput, ImportError): "An optional package that is not installed"
+
+def user_message(e:BaseException)->str:
+    "What `e` says to the user: without the line fastai puts before an error raised in a callback"
+    msg = str(e)
+    return msg.split('\n\t', 1)[1] if msg.startswith('Exception occured in `') and '\n\t' in msg else msg
 
 # %% ../nbs/00_core.ipynb #c005
 class LayerTypes(tuple):
@@ -43,7 +58,7 @@ def check_layer_type(
     lt = tuplify(layer_type)
     bad = [o for o in lt if not (isinstance(o, type) and issubclass(o, nn.Module))]
     if not lt or bad:
-        raise TypeError(f"layer_type must be a nn.Module subclass or a tuple of them, got {layer_type!r}; "
+        raise BadType(f"layer_type must be a nn.Module subclass or a tuple of them, got {layer_type!r}; "
                         f"for example {tuple(o.__name__ for o in PRUNABLE)}")
     return lt
 
@@ -56,7 +71,7 @@ def lookup(registry:dict, # `{name: object}`
     "The object registered as `name`, or a `ValueError` that names the bad value and lists the valid ones"
     if any(name is o for o in registry.values()): return name
     if isinstance(name, str) and name in registry: return registry[name]
-    raise ValueError(f"unknown {what} {name!r}; valid choices are {', '.join(map(repr, registry))}" + (f", {also}" if also else ''))
+    raise BadValue(f"unknown {what} {name!r}; valid choices are {', '.join(map(repr, registry))}" + (f", {also}" if also else ''))
 
 def registry_name(
     registry:dict, # `{name: object}`
@@ -81,11 +96,19 @@ def check_number(
            else f"{'>' if lo_open else '>='} {lo}" if lo is not None else f"{'<' if hi_open else '<='} {hi}" if hi is not None else '')
     want = ' '.join(o for o in ('an int' if integer else 'a number', rng, f'({note})' if note else '') if o)
     if isinstance(v, bool) or not isinstance(v, numbers.Integral if integer else numbers.Real):
-        raise TypeError(f"{name} must be {want}, got {v!r}")
+        raise BadType(f"{name} must be {want}, got {v!r}")
     ok = not (isinstance(v, float) and math.isnan(v))
     if ok and lo is not None: ok = v > lo if lo_open else v >= lo
     if ok and hi is not None: ok = v < hi if hi_open else v <= hi
-    if not ok: raise ValueError(f"{name} must be {want}, got {v!r}")
+    if not ok: raise BadValue(f"{name} must be {want}, got {v!r}")
+    return v
+
+def check_flag(
+    v, # The value to check
+    name:str, # Its name in the error message
+)->bool:
+    "`v` if it is `True` or `False`; else a `BadType` that names `name` (so that `prune='no'` is not taken as true)"
+    if not isinstance(v, bool): raise BadType(f"{name} must be True or False, got {v!r}")
     return v
 
 # %% ../nbs/00_core.ipynb #xcn0005
@@ -109,7 +132,7 @@ def prunable_layers(
         w = getattr(m, 'weight', None)
         if isinstance(m, lt) and isinstance(w, nn.Parameter) and id(w) not in seen: res[n] = m; seen.add(id(w))
     if not res:
-        raise ValueError(f"{type(model).__name__} has no prunable layer: none of its modules is a "
+        raise BadValue(f"{type(model).__name__} has no prunable layer: none of its modules is a "
                          f"{'/'.join(o.__name__ for o in lt)} with a weight parameter. Pass layer_type= to widen the set.")
     return res
 
@@ -157,7 +180,7 @@ def add_mask(
     "Give layer `m` a mask (all `True` unless `mask` is given), or overwrite the one it has, and apply it"
     if mask is None: mask = torch.ones_like(m.weight, dtype=torch.bool)
     if mask.shape != m.weight.shape:
-        raise ValueError(f"mask shape {tuple(mask.shape)} does not match weight shape {tuple(m.weight.shape)}")
+        raise BadValue(f"mask shape {tuple(mask.shape)} does not match weight shape {tuple(m.weight.shape)}")
     mask = mask.to(device=m.weight.device, dtype=torch.bool)
     if has_mask(m): get_mask(m).copy_(mask)
     else: m.register_buffer(MASK, mask); _hook_on(m)
@@ -239,8 +262,14 @@ def set_masks(
     model:nn.Module, # The model
     masks:dict, # `{layer name: bool tensor}`, as `get_masks` returns it
 )->None:
-    "Give the layers of `model` named in `masks` those masks (see `add_mask`)"
+    "Give the layers of `model` named in `masks` those masks (see `add_mask`); all of them, or an error and none"
     mods = dict(model.named_modules())
+    for n,m in masks.items():   # every mask checked before any is set
+        w = getattr(mods.get(n), 'weight', None)
+        if not isinstance(w, torch.Tensor):
+            raise BadValue(f"the masks name layer {n!r}, which this {type(model).__name__} lacks; its layers with weights are "
+                           f"{[k for k, o in mods.items() if isinstance(getattr(o, 'weight', None), torch.Tensor)][:12]}")
+        if tuple(m.shape) != tuple(w.shape): raise BadValue(f"the mask of layer {n!r} has shape {tuple(m.shape)}, its weight {tuple(w.shape)}")
     for n,m in masks.items(): add_mask(mods[n], m)
 
 # %% ../nbs/00_core.ipynb #6c9f71cd

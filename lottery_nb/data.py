@@ -21,6 +21,7 @@ from fastai.optimizer import Adam
 from fastai.data.load import DataLoader
 from fastai.losses import CrossEntropyLossFlat
 from fastai.torch_core import default_device
+from .core import BadValue, BadType, Offline, check_number
 
 # %% auto #0
 __all__ = ['OFFLINE', 'DATASETS', 'ClassifDataset', 'TensorDL', 'check_xy', 'tensor_dls', 'hold_out', 'digits', 'digits_dls',
@@ -57,7 +58,7 @@ class TensorDL(DataLoader):
 def _as_tensor(a, name):
     if isinstance(a, np.ndarray): a = torch.from_numpy(a)
     if not isinstance(a, torch.Tensor):
-        raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(a).__name__}")
+        raise BadType(f"{name} must be a numpy array or a torch tensor, got {type(a).__name__}")
     return a
 
 def check_xy(
@@ -67,13 +68,17 @@ def check_xy(
 ):
     "`x` as float32 and `y` as int64 tensors, or a clear error about their shapes and types"
     x, y = _as_tensor(x, f'x_{name}'), _as_tensor(y, f'y_{name}')
-    if not x.is_floating_point(): raise TypeError(f"x_{name} must hold floats, got {x.dtype}")
-    if x.ndim < 2: raise ValueError(f"x_{name} must be (n_samples, features...), got shape {tuple(x.shape)}")
-    if y.is_floating_point() or y.dtype == torch.bool: raise TypeError(f"y_{name} must hold integer class labels, got {y.dtype}")
+    if x.is_complex(): raise BadType(f"x_{name} must hold real numbers, got {x.dtype}")
+    if not x.is_floating_point(): raise BadType(f"x_{name} must hold floats, got {x.dtype}")
+    if x.ndim < 2: raise BadValue(f"x_{name} must be (n_samples, features...), got shape {tuple(x.shape)}")
+    if len(x) == 0: raise BadValue(f"x_{name} is empty: it has no samples")
+    bad = int((~torch.isfinite(x)).sum())
+    if bad: raise BadValue(f"x_{name} holds {bad} NaN or infinite value(s): clean the data before training on it")
+    if y.is_floating_point() or y.dtype == torch.bool: raise BadType(f"y_{name} must hold integer class labels, got {y.dtype}")
     if y.ndim != 1 or len(y) != len(x):
-        raise ValueError(f"y_{name} must be 1-d with one label per sample: x_{name} has {len(x)} samples, "
+        raise BadValue(f"y_{name} must be 1-d with one label per sample: x_{name} has {len(x)} samples, "
                          f"y_{name} has shape {tuple(y.shape)}")
-    if len(y) and y.min() < 0: raise ValueError(f"y_{name} has a negative label ({int(y.min())})")
+    if len(y) and y.min() < 0: raise BadValue(f"y_{name} has a negative label ({int(y.min())})")
     return x.float(), y.long()
 
 # %% ../nbs/05_data.ipynb #c008
@@ -94,7 +99,12 @@ def tensor_dls(
     if x_test is not None or y_test is not None: splits.append(check_xy(x_test, y_test, 'test'))
     for name, (x, _) in zip(('valid', 'test'), splits[1:]):
         if x.shape[1:] != xt.shape[1:]:
-            raise ValueError(f"train and {name} samples differ in shape: {tuple(xt.shape[1:])} vs {tuple(x.shape[1:])}")
+            raise BadValue(f"train and {name} samples differ in shape: {tuple(xt.shape[1:])} vs {tuple(x.shape[1:])}")
+    classes = set(yt.unique().tolist())
+    if len(classes) < 2: raise BadValue(f"y_train has one class only ({sorted(classes)}): a classifier needs two or more")
+    for name, (_, y) in zip(('valid', 'test'), splits[1:]):
+        extra = sorted(set(y.unique().tolist()) - classes)
+        if extra: raise BadValue(f"y_{name} has labels {extra[:10]} that y_train lacks: every class must be in the training set")
     c = int(max(y.max() for _, y in splits if len(y))) + 1
     train = TensorDL(ClassifDataset(xt, yt, c), bs=bs, shuffle=True, drop_last=len(xt) > bs)
     train.rng = random.Random(seed)
@@ -103,7 +113,7 @@ def tensor_dls(
 
 # %% ../nbs/05_data.ipynb #xcfc2a27
 def _check_valid_pct(valid_pct):
-    if not 0 < valid_pct < 1: raise ValueError(f"valid_pct must be in (0, 1), got {valid_pct!r}")
+    if not 0 < valid_pct < 1: raise BadValue(f"valid_pct must be in (0, 1), got {valid_pct!r}")
 
 def _split(n, valid_pct, seed):
     _check_valid_pct(valid_pct)
@@ -126,7 +136,7 @@ def digits(size:int=16, # Side of the square images, in pixels (>= 8)
           ):
     "scikit-learn's digits as normalised 3-channel `size`×`size` images: `(x_train, y_train, x_valid, y_valid)`"
     from sklearn.datasets import load_digits
-    if not isinstance(size, int) or size < 8: raise ValueError(f"size must be an int >= 8, got {size!r}")
+    if not isinstance(size, int) or size < 8: raise BadValue(f"size must be an int >= 8, got {size!r}")
     d = load_digits()
     x = torch.tensor(d.images, dtype=torch.float32)[:, None] / 16.
     x = F.interpolate(x, size=(size, size), mode='bilinear', align_corners=False).repeat(1, 3, 1, 1)
@@ -179,8 +189,37 @@ def _subdir(path, names, what):
     for n in names:
         if (path/n).is_dir(): return path/n
     there = sorted(p.name for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
-    raise ValueError(f"{str(path)!r} has no {what} folder: expected one of {list(names)}, found {there}. "
+    raise BadValue(f"{str(path)!r} has no {what} folder: expected one of {list(names)}, found {there}. "
                      f"An image folder needs train/<class>/* and valid/<class>/* (ImageNet layout)")
+
+def _scan_images(files, what):
+    "Open every image of `files` (decoding it whole): their sizes, or an error that names the first that cannot be read"
+    from PIL import Image
+    sizes = {}
+    for f in files:
+        try:
+            with Image.open(f) as im: im.load(); sizes[f] = im.size
+        except Exception as e:
+            raise BadValue(f"{str(f)!r} is not a readable image ({type(e).__name__}): "
+                           f"replace it or remove it from the {what} folder") from None
+    return sizes
+
+def _check_images(train_dir, test_dir, files, test_files, size, bs, valid_pct):
+    "Everything about an image folder that would fail later, checked before any training"
+    from fastai.data.transforms import parent_label
+    if not test_files: raise BadValue(f"{str(test_dir)!r} holds no images")
+    sizes = {**_scan_images(files, 'training'), **_scan_images(test_files, 'test')}
+    if size is None and len(set(sizes.values())) > 1:
+        (a, sa), (b, sb) = next(iter(sizes.items())), next((f, s) for f, s in sizes.items() if s != next(iter(sizes.values())))
+        raise BadValue(f"the images differ in size: {sa[0]}x{sa[1]} ({str(a)!r}) and {sb[0]}x{sb[1]} ({str(b)!r}); "
+                       f"give a size to resize them to (--size, or folder_dls(size=...))")
+    classes, test_classes = {parent_label(f) for f in files}, {parent_label(f) for f in test_files}
+    if len(classes) < 2: raise BadValue(f"{str(train_dir)!r} has one class only ({sorted(classes)}): a classifier needs two or more class folders")
+    extra = sorted(test_classes - classes)
+    if extra: raise BadValue(f"{str(test_dir)!r} has classes {extra[:10]} that {str(train_dir)!r} lacks: every class needs training images")
+    n_train = len(files) - int(valid_pct * len(files))
+    if n_train < bs: raise BadValue(f"{str(train_dir)!r} leaves {n_train} training images after holding out {valid_pct:.0%} for "
+                                    f"validation, fewer than one batch of {bs}: lower the batch size (--bs)")
 
 def folder_dls(
     path, # A folder with `train/<class>/*` and `valid/<class>/*` (or `val`, `test`, `testing`) images
@@ -198,24 +237,26 @@ def folder_dls(
     from fastai.vision.core import PILImage, PILImageBW
     from fastai.vision.augment import Resize
     path = Path(path)
-    if not path.is_dir(): raise ValueError(f"no folder at {str(path)!r}")
+    if not path.is_dir(): raise BadValue(f"no folder at {str(path)!r}")
     train_dir, test_dir = _subdir(path, _TRAIN, 'training'), _subdir(path, _TEST, 'test')
-    files = get_image_files(train_dir)
-    if not files: raise ValueError(f"{str(train_dir)!r} holds no images (looked for .png, .jpg and the other image types)")
-    grey = Image.open(files[0]).mode in ('L', '1')
+    files, test_files = get_image_files(train_dir), get_image_files(test_dir)
+    if not files: raise BadValue(f"{str(train_dir)!r} holds no images (looked for .png, .jpg and the other image types)")
     _check_valid_pct(valid_pct)
+    if size is not None: check_number(size, 'size', 1, integer=True, note='pixels')
+    _check_images(train_dir, test_dir, files, test_files, size, bs, valid_pct)
+    grey = Image.open(files[0]).mode in ('L', '1')
     block = DataBlock(blocks=(ImageBlock(PILImageBW if grey else PILImage), CategoryBlock), get_items=get_image_files,
                       get_y=parent_label, splitter=RandomSplitter(valid_pct, seed),
                       item_tfms=Resize(size) if size else None, batch_tfms=Normalize())
     with torch.random.fork_rng(devices=[]):
         dls = block.dataloaders(train_dir, bs=bs, device=device or default_device())
     dls.train.rng = random.Random(seed)
-    test = dls.test_dl(get_image_files(test_dir), with_labels=True)
+    test = dls.test_dl(test_files, with_labels=True)
     return DataLoaders(dls.train, dls.valid, test, device=dls.device)
 
 # %% ../nbs/05_data.ipynb #x8c81c52
 def npz_dls(
-    path, # A `.npz` file with `x_train`, `y_train`, `x_test`, `y_test`
+    path, # A `.npz` file with `x_train`, `y_train`, `x_test`, `y_test`: inputs (samples, features), or images (samples, channels, height, width) or (samples, height, width)
     bs:int=64, # Batch size
     seed:int=42, # Fixes the validation split and the batch order
     device:str|torch.device|None=None, # Device of the batches; `None` lets fastai choose (the GPU when there is one)
@@ -223,17 +264,26 @@ def npz_dls(
 )->DataLoaders:
     "`DataLoaders` of arrays saved with `np.savez`: train and valid from the training arrays, and the test set"
     path = Path(path)
-    if not path.is_file(): raise ValueError(f"no .npz file at {str(path)!r}")
+    if not path.is_file(): raise BadValue(f"no .npz file at {str(path)!r}")
     try: d = np.load(path, allow_pickle=False)
-    except Exception as e: raise ValueError(f"{str(path)!r} is not a readable .npz file ({type(e).__name__})") from None
+    except Exception as e: raise BadValue(f"{str(path)!r} is not a readable .npz file ({type(e).__name__})") from None
     missing = [k for k in ('x_train', 'y_train', 'x_test', 'y_test') if k not in d.files]
-    if missing: raise ValueError(f"{str(path)!r} lacks {missing}; it holds {sorted(d.files)}")
-    def x_of(a):
-        a = torch.from_numpy(a)
-        if not a.is_floating_point(): a = a.float() / 255
+    if missing: raise BadValue(f"{str(path)!r} lacks {missing}; it holds {sorted(d.files)}")
+    def array(k):
+        try: a = d[k]
+        except ValueError: raise BadValue(f"array {k!r} of {str(path)!r} holds Python objects (dtype object): save numbers") from None
+        if a.dtype.kind not in 'biuf':
+            raise BadType(f"array {k!r} of {str(path)!r} holds {a.dtype} values: {'labels' if k[0] == 'y' else 'inputs'} must be numbers")
+        return torch.from_numpy(a)
+    def x_of(a, k):
+        if a.ndim == 4 and a.shape[-1] in (1, 3, 4) and a.shape[1] not in (1, 3, 4):
+            raise BadValue(f"{k} of {str(path)!r} looks channels-last, shape {tuple(a.shape)}: images go (samples, channels, "
+                           f"height, width); transpose it with x.transpose(0, 3, 1, 2) before saving")
+        if not a.is_floating_point() and not a.is_complex(): a = a.float() / 255
         return a[:, None] if a.ndim == 3 else a
-    x, x_test = x_of(d['x_train']), x_of(d['x_test'])
-    y, y_test = torch.from_numpy(d['y_train']), torch.from_numpy(d['y_test'])
+    x, x_test = x_of(array('x_train'), 'x_train'), x_of(array('x_test'), 'x_test')
+    y, y_test = array('y_train'), array('y_test')
+    x, y = check_xy(x, y, 'train')   # before the split, which needs one label per sample
     return tensor_dls(*hold_out(x, y, valid_pct, seed), bs=bs, seed=seed, device=device, x_test=x_test, y_test=y_test)
 
 # %% ../nbs/05_data.ipynb #x565b302
@@ -244,8 +294,8 @@ def _fetch(name, url):
     from fastai.data.external import untar_data
     try: return untar_data(url)
     except Exception as e:
-        why = (str(e).splitlines() or [''])[0][:120]
-        raise ConnectionError(f"could not download {name} ({type(e).__name__}: {why}): it needs the internet, as in "
+        why = __import__('textwrap').shorten((str(e).splitlines() or [''])[0], 100, placeholder=' ...')
+        raise Offline(f"could not download {name} ({type(e).__name__}: {why}): it needs the internet, as in "
                               f"Colab. Offline, use {OFFLINE}") from None
 
 def mnist_dls(
@@ -292,7 +342,7 @@ def get_dls(
     p = Path(dataset)
     if p.is_dir(): return folder_dls(p, **kwargs)
     if p.suffix == '.npz' and p.is_file(): return npz_dls(p, **kwargs)
-    raise ValueError(f"unknown dataset {str(dataset)!r}: valid choices are {', '.join(map(repr, DATASETS))}, "
+    raise BadValue(f"unknown dataset {str(dataset)!r}: valid choices are {', '.join(map(repr, DATASETS))}, "
                      f"an image folder (train/<class>/*, valid/<class>/*) or a .npz file")
 
 # %% ../nbs/05_data.ipynb #x307b8bb

@@ -40,15 +40,21 @@ class EarlyBirdCallback(Callback):
                 ):
         check_number(eps, 'eps', 0, 1, lo_open=True, note='a share of the weights')
         check_number(patience, 'patience', 1, integer=True, note='epochs')
-        if reset not in RESETS: raise ValueError(f"reset must be None or 'lth', got {reset!r}")
-        self.sparsity = sparsity if isinstance(sparsity, dict) else check_sparsity(sparsity)
-        self.eps,self.patience,self.reset,self.prune,self.stop = eps,patience,reset,prune,stop
+        if reset not in RESETS: raise BadValue(f"reset must be None or 'lth', got {reset!r}")
         self.granularity,self.method = get_granularity(granularity),get_method(method)
+        if isinstance(sparsity, dict):
+            if self.method is not local: raise BadValue("per-layer sparsities need method='local'")
+            for v in sparsity.values(): check_sparsity(v)
+        self.sparsity = sparsity if isinstance(sparsity, dict) else check_sparsity(sparsity)
+        self.eps,self.patience,self.reset = eps,patience,reset
+        self.prune,self.stop = check_flag(prune, 'prune'),check_flag(stop, 'stop')
         self.criteria,self.layer_type = get_criteria(criteria),check_layer_type(layer_type)
 
     def before_fit(self):
         "Build the `Sparsifier` (it keeps the starting weights, for the reset) and clear the record"
+        if hasattr(self.learn, 'lr_finder'): self.run = False; return   # lr_find's trial fit: not a ticket's
         self.sparsifier = Sparsifier(unwrap_model(self.model), self.granularity, self.method, self.criteria, self.layer_type)
+        if isinstance(self.sparsity, dict): self.sparsifier._targets(self.sparsity)   # the layer names, before the first epoch
         self.distances,self.stop_epoch,self.masks = [],None,None
         self.alive = {n: get_mask(m).clone() for n,m in self.sparsifier.layers.items()}   # the weights in play in this fit
 

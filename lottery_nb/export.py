@@ -20,7 +20,7 @@ def _tp():
     "Torch-Pruning, or an error that says how to install it"
     try: import torch_pruning as tp
     except ImportError as e:
-        raise ImportError("exporting a pruned model needs Torch-Pruning: pip install 'lottery-nb[export]' "
+        raise MissingExtra("exporting a pruned model needs Torch-Pruning: pip install 'lottery-nb[export]' "
                           "(or pip install torch-pruning)") from e
     return tp
 
@@ -54,7 +54,7 @@ def _removable(DG, tp, m, name):
             alive = set(range(t.weight.shape[0])) - set(dead_units(t).tolist())
             ok -= {r for i, r in zip(it.idxs, it.root_idxs) if i in alive}
     if len(ok) == m.weight.shape[0]:
-        raise ValueError(f"layer {name!r} has all {len(ok)} of its output units pruned, so exporting would cut the network "
+        raise BadValue(f"layer {name!r} has all {len(ok)} of its output units pruned, so exporting would cut the network "
                          f"there. Keep at least one unit in it (a lower sparsity, or layer_rates for that layer).")
     return DG.get_pruning_group(m, _out_fn(tp, m), idxs=sorted(ok)) if ok else None
 
@@ -93,7 +93,7 @@ def silence_dead_channels(
     example_inputs, # A batch the model takes (a tensor, or a tuple of them), to trace it
 )->dict:
     "Zero the biases and norm scales and shifts of the channels `export_pruned` removes: `{layer: channels}`"
-    return _walk(unwrap_model(model), example_inputs, prune=False)
+    return _walk(unwrap_model(model), _plain(example_inputs), prune=False)
 
 # %% ../nbs/12_export.ipynb #e013
 def _outputs(model, x):
@@ -102,6 +102,12 @@ def _outputs(model, x):
     try:
         with torch.no_grad(): return model(*x) if isinstance(x, tuple) else model(x)
     finally: model.train(was)
+
+def _plain(x):
+    "`example_inputs` as plain tensors: a fastai batch (`TensorImage`, ...) carries a subclass that tracing cannot follow"
+    if isinstance(x, (tuple, list)): return tuple(_plain(o) for o in x)
+    if not isinstance(x, torch.Tensor): raise BadType(f"example_inputs must be a tensor (a batch the model takes) or a tuple of them, got {type(x).__name__}")
+    return x.as_subclass(torch.Tensor)
 
 def n_params(
     model:nn.Module, # Any model
@@ -115,10 +121,14 @@ def export_pruned(
     verbose:bool=True, # Say what was removed, and warn when the outputs moved
 )->nn.Module:
     "A smaller dense copy of `model`: every filter or neuron that is dead in all the layers coupled with it, removed"
+    example_inputs = _plain(example_inputs)
     m = remove_masks(deepcopy(unwrap_model(model)))   # a plain copy, pruned weights zero: `model` is never changed
     counts = _walk(m, example_inputs, prune=True)
     moved = (_outputs(model, example_inputs) - _outputs(m, example_inputs)).abs().max().item()
-    if verbose:
+    if verbose and not counts:
+        print("removed 0 channels: no filter or neuron is pruned whole. export_pruned removes whole filters (of a Conv) and "
+              "neurons (of a Linear), as granularity='filter' prunes them; a ticket pruned weight by weight keeps its shape")
+    elif verbose:
         before, after = n_params(unwrap_model(model)), n_params(m)
         print(f"removed {sum(counts.values())} channels from {len(counts)} layers: {before:,} -> {after:,} parameters "
               f"({100*after/before:.1f}%)")

@@ -8,6 +8,7 @@ Docs: https://lottery-nb.github.io/lottery-nb/granularity.html.md"""
 from __future__ import annotations
 import torch
 from .core import lookup
+from .core import BadValue, BadType
 
 # %% auto #0
 __all__ = ['GRANULARITIES', 'Granularity', 'get_granularity']
@@ -31,7 +32,7 @@ class Granularity:
     ):
         "Raise a `ValueError` naming `layer` if this granularity makes no sense for its weight `w`"
         if self.conv_only and w.ndim < 3:
-            raise ValueError(f"granularity {self.name!r} needs a convolution weight, but layer {layer!r} has a weight "
+            raise BadValue(f"granularity {self.name!r} needs a convolution weight, but layer {layer!r} has a weight "
                              f"of shape {tuple(w.shape)}. Use 'weight' or 'filter' for it, or narrow layer_type "
                              f"to the convolutions.")
 

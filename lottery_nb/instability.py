@@ -27,7 +27,7 @@ def interpolate_states(
     alpha:float, # 0 gives `a`, 1 gives `b`
 )->dict:
     "The weights at `alpha` on the straight line from `a` to `b`"
-    if set(a) != set(b): raise ValueError(f"the states hold different entries: {sorted(set(a) ^ set(b))[:5]}")
+    if set(a) != set(b): raise BadValue(f"the states hold different entries: {sorted(set(a) ^ set(b))[:5]}")
     return {k: torch.lerp(a[k], b[k].to(a[k].device), alpha) if a[k].is_floating_point() else a[k].clone() for k in a}
 
 # %% ../nbs/07e_instability.ipynb #in009
@@ -83,10 +83,14 @@ def _error_curve(learn, a, b, n_points, masks, reset_bn, bn_batches, metric_i):
         rows.append(dict(alpha=float(alpha), loss=float(res[0]), error=100 * (1 - float(res[1 + metric_i]))))
     return pd.DataFrame(rows)
 
-def _check_points(n_points, seeds):
+def _check_args(n_points=11, seeds=(0, 1), epochs=10, lr=1e-3, bn_batches=None, **kwargs):
+    "The arguments of `instability` that can be wrong before any training: checked, and the seeds as a pair"
     check_number(n_points, 'n_points', 3, integer=True, note='the two ends and a point between')
+    check_number(epochs, 'epochs', 1, integer=True, note='each copy trains this long: with none, every point would look stable')
+    check_number(lr, 'lr', 0, lo_open=True, note='with 0, nothing trains and every point would look stable')
+    if bn_batches is not None: check_number(bn_batches, 'bn_batches', 1, integer=True, note='batches, or None for an epoch')
     seeds = tuplify(seeds)
-    if len(seeds) != 2 or seeds[0] == seeds[1]: raise ValueError(f"seeds must be two different data-order seeds, got {seeds!r}")
+    if len(seeds) != 2 or seeds[0] == seeds[1]: raise BadValue(f"seeds must be two different data-order seeds, got {seeds!r}")
     return seeds
 
 # %% ../nbs/07e_instability.ipynb #x9e2ff6e
@@ -104,7 +108,7 @@ def instability(
     metric:str='accuracy', # The accuracy metric, by name; error is 100 minus it in percent
 )->tuple:
     "Train two copies from `k` on different data orders: the error along the line between them, and its barrier (points)"
-    seeds = _check_points(n_points, seeds)
+    seeds = _check_args(n_points, seeds, epochs, lr, bn_batches)
     learn, metric_i = seeded_learner(learn_fn, init_seed, metric)
     n_batches = len(learn.dls.train)
     k_it = parse_rewind(k, n_batches)
@@ -135,12 +139,12 @@ def find_rewind_point(
     "The earliest of `candidates` from which two trainings stay linearly connected (barrier under `threshold`)"
     check_number(threshold, 'threshold', 0, lo_open=True, note='percentage points of error')
     candidates = tuplify(candidates)
-    if not candidates: raise ValueError("candidates is empty: give at least one rewind point, e.g. (0, '1ep')")
+    if not candidates: raise BadValue("candidates is empty: give at least one rewind point, e.g. (0, '1ep')")
     n_batches = len(learn_fn().dls.train)
     its = {c: parse_rewind(c, n_batches) for c in candidates}   # every candidate checked before any training
-    _check_points(kwargs.get('n_points', 11), kwargs.get('seeds', (0, 1)))
+    _check_args(**kwargs)
     order, rows, curves = sorted(candidates, key=its.get), [], []
-    for c in progress_bar(order, display=progress, leave=False):
+    for c in (progress_bar(order, leave=False) if check_flag(progress, 'progress') else order):
         curve, barrier = instability(learn_fn, c, **kwargs)
         rows.append(dict(candidate=str(c), iterations=its[c], barrier=barrier, stable=barrier < threshold))
         curves.append(curve.assign(candidate=str(c)))

@@ -83,7 +83,7 @@ def _ticket_task(learn_fn, cfg, s, r, t, folder):
         learn, res = fit_ticket(learn_fn, init_seed=s, seed=s, cbs=[cap, *_early_bird(cfg, r)], **kw)
         rewind = cap.state
         if rewind is None:
-            raise ValueError(f"the early bird stopped training after {res['epochs_trained']} epochs, before the rewind point "
+            raise BadValue(f"the early bird stopped training after {res['epochs_trained']} epochs, before the rewind point "
                              f"({cfg.rewind} = {cfg.rewind_it} iterations): rewind earlier, or raise its patience")
     else:
         learn, res = fit_ticket(learn_fn, t.masks, t.rewind, init_seed=s, seed=s, cbs=_early_bird(cfg, r), **kw)
@@ -188,7 +188,7 @@ def _check_rates(layer_rates, prune_pct):
     for n, rate in layer_rates.items():
         check_number(rate, f'layer_rates[{n!r}]', 0, note='a multiple of prune_pct')
         if rate * prune_pct >= 100:
-            raise ValueError(f"layer_rates[{n!r}] = {rate!r} prunes {rate * prune_pct:g}% of layer {n!r} each round; "
+            raise BadValue(f"layer_rates[{n!r}] = {rate!r} prunes {rate * prune_pct:g}% of layer {n!r} each round; "
                              f"a rate times prune_pct ({prune_pct:g}) must stay under 100")
 
 def check_seeds(
@@ -197,8 +197,8 @@ def check_seeds(
     "`seeds` as a list of distinct ints >= 0, or an error that names the bad one"
     seeds = list(seeds) if isinstance(seeds, (list, tuple, range)) else [seeds]
     for s in seeds: check_number(s, 'each seed', 0, integer=True)
-    if not seeds: raise ValueError("seeds is empty: give at least one seed, e.g. seeds=[0] or seeds=range(3)")
-    if len(set(seeds)) < len(seeds): raise ValueError(f"seeds must be distinct, got {seeds}: a seed run twice gives the same rows twice")
+    if not seeds: raise BadValue("seeds is empty: give at least one seed, e.g. seeds=[0] or seeds=range(3)")
+    if len(set(seeds)) < len(seeds): raise BadValue(f"seeds must be distinct, got {seeds}: a seed run twice gives the same rows twice")
     return [int(s) for s in seeds]
 
 def _digest(*ts):
@@ -226,22 +226,22 @@ def _check_args(learn_fn, rounds, prune_pct, rewind, epochs, lr, controls, metho
     check_number(lr, 'lr', 0, lo_open=True, note='the learning rate')
     check_number(threads, 'threads', 1, integer=True, note='torch threads per task')
     method, granularity, criteria = get_method(method), get_granularity(granularity), get_criteria(criteria)
-    if layer_rates and method is not local: raise ValueError("layer_rates need method='local'")
+    if layer_rates and method is not local: raise BadValue("layer_rates need method='local'")
     if layer_rates: _check_rates(layer_rates, prune_pct)
     if early_bird is True: early_bird = {}
     elif early_bird is False or early_bird is None: early_bird = None
     elif not isinstance(early_bird, dict) or set(early_bird) - {'eps', 'patience'}:
-        raise ValueError(f"early_bird must be True, False, or a dict of EarlyBirdCallback's 'eps' and 'patience', got {early_bird!r}")
+        raise BadValue(f"early_bird must be True, False, or a dict of EarlyBirdCallback's 'eps' and 'patience', got {early_bird!r}")
     if early_bird is not None:
         EarlyBirdCallback(sparsity=prune_pct, **early_bird)   # checks eps and patience now
         if 'retrain' not in controls: controls = ('retrain', *controls)   # the ticket's own fit stops early: this one is its worth
     set_seed(0); probe = learn_fn()
     layers, n_batches = list(prunable_layers(probe.model)), len(probe.dls.train)
     if layer_rates and set(layer_rates) - set(layers):
-        raise ValueError(f"layer_rates names unknown layers {sorted(set(layer_rates) - set(layers))}; the layers are {layers}")
+        raise BadValue(f"layer_rates names unknown layers {sorted(set(layer_rates) - set(layers))}; the layers are {layers}")
     rewind_it = parse_rewind(rewind, n_batches)
     if rewind_it >= epochs * n_batches:
-        raise ValueError(f"rewind={rewind!r} ({rewind_it} iterations) is past the end of a round's training "
+        raise BadValue(f"rewind={rewind!r} ({rewind_it} iterations) is past the end of a round's training "
                          f"({epochs} epochs of {n_batches} batches)")
     crit = registry_name(CRITERIA, criteria) or getattr(criteria, '__name__', repr(criteria))
     settings = dict(lottery_nb=lottery_nb.__version__, prune_pct=prune_pct, rewind=str(rewind), epochs=epochs, lr=lr,
@@ -254,6 +254,27 @@ def _check_args(learn_fn, rounds, prune_pct, rewind, epochs, lr, controls, metho
 
 
 # %% ../nbs/07c_lottery.ipynb #xlot05
+class _Ticker:
+    "A progress bar ticked by hand, or nothing at all when `display` is off (fastprogress writes a character even then)"
+    def __init__(self, n, display):
+        self.pb = progress_bar(range(n), leave=True) if display else None
+        self.it = iter(self.pb) if display else None
+    def __call__(self, msg=None):
+        if self.pb is None: return
+        next(self.it, None)
+        if msg: self.pb.comment = msg
+    def close(self):
+        if self.pb is not None:
+            for _ in self.it: pass   # fastprogress draws its last step when the iterator ends
+
+def _remove_fresh(folder, existed):
+    "Undo a results folder this run made and then failed in, before any row: the folder as it was"
+    p = Path(folder.path)
+    (p/'settings.json').unlink(missing_ok=True)
+    for d in sorted(p.rglob('*'), reverse=True):
+        if d.is_dir() and not any(d.iterdir()): d.rmdir()
+    if not existed and p.exists() and not any(p.iterdir()): p.rmdir()
+
 def find_ticket(
     learn_fn, # () -> a fresh `Learner` with a metric; seeded by the runner
     rounds:int=8, # Pruning rounds after the dense round 0
@@ -279,21 +300,25 @@ def find_ticket(
     if isinstance(executor, ProcessPoolExecutor):
         try: pickle.dumps(learn_fn)
         except Exception as e:
-            raise ValueError(f"learn_fn must be picklable to run in other processes ({type(e).__name__}: {e}): define it at the top "
+            raise BadValue(f"learn_fn must be picklable to run in other processes ({type(e).__name__}: {e}): define it at the top "
                              f"level of a module or notebook, not as a lambda or inside a function (Dask's executor also takes those)") from None
+    check_flag(progress, 'progress')
+    existed, fresh = out is not None and Path(out).exists(), out is not None and not (Path(out)/'settings.json').exists()
     folder = open_run(out, cfg.settings) if out is not None else None
-    n = len(seeds) * (1 + rounds * (1 + len(cfg.controls)))
-    pb = progress_bar(range(n), display=progress, leave=True); it = iter(pb)
+    tick = _Ticker(len(seeds) * (1 + rounds * (1 + len(cfg.controls))), progress)
     with ExitStack() as stack:
-        if folder is not None:
-            for s in seeds: stack.enter_context(folder.lock(s))
-            for _ in range(sum(folder.has_row(s, r, a) for s in seeds for r in range(rounds + 1) for a in ('ticket', *(cfg.controls if r else ())))): next(it)
-        def tick(msg): next(it); pb.comment = msg
-        try: rows = _run(learn_fn, cfg, seeds, folder, executor, tick)
-        finally:
-            if folder is not None: folder.write_summary()   # what is finished, even after Ctrl-C
-        for _ in it: pass   # fastprogress draws its last step when the iterator ends
+        try:
+            if folder is not None:
+                for s in seeds: stack.enter_context(folder.lock(s))
+                for _ in range(sum(folder.has_row(s, r, a) for s in seeds for r in range(rounds + 1) for a in ('ticket', *(cfg.controls if r else ())))): tick()
+            rows = _run(learn_fn, cfg, seeds, folder, executor, tick)
+        except BaseException:
+            if fresh and not folder.has_work(): stack.close(); _remove_fresh(folder, existed)   # a failed first run leaves no folder behind
+            elif folder is not None: folder.write_summary()   # what is finished, even after Ctrl-C
+            raise
+        tick.close()
         if folder is None: return pd.DataFrame([rows[k] for k in sorted(rows, key=lambda k: (k[0], k[1], ARMS.index(k[2])))])
+        folder.write_summary()
         df = folder.rows()
     arms = ('ticket', *cfg.controls)
     return df[df.seed.isin(seeds) & (df['round'] <= rounds) & df.arm.isin(arms)].reset_index(drop=True)

@@ -11,6 +11,7 @@ __all__ = ['MODELS', 'mlp', 'lenet300', 'tv_resnet18', 'conv2', 'conv4', 'conv6'
 import math
 import torch
 from torch import nn
+from .core import BadValue, BadType
 
 def _features(n_in): return n_in if isinstance(n_in, int) else math.prod(n_in)
 
@@ -37,11 +38,12 @@ def tv_resnet18(n_in:tuple|None=None, # Unused: ResNet-18 takes 3-channel images
     from torchvision import models
     return models.resnet18(num_classes=n_out)
 
+
 # %% ../nbs/05a_models.ipynb #x2ac9d94
 def _conv_net(widths, n_in, n_out):
     "VGG-style: for each width a pair of 3x3 conv + ReLU, then 2x2 max-pool; then FC 256, 256, `n_out`"
     if isinstance(n_in, int) or len(n_in) != 3:
-        raise ValueError(f"conv networks take images: n_in must be a (channels, height, width) shape, got {n_in!r}")
+        raise BadValue(f"conv networks take images: n_in must be a (channels, height, width) shape, got {n_in!r}")
     layers, c = [], n_in[0]
     for w in widths:
         layers += [nn.Conv2d(c, w, 3, padding=1), nn.ReLU(), nn.Conv2d(w, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]

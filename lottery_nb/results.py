@@ -6,7 +6,7 @@ Docs: https://lottery-nb.github.io/lottery-nb/results.html.md"""
 
 # %% ../nbs/07d_results.ipynb #07dc003
 from __future__ import annotations
-import json
+import json, math
 import pandas as pd
 from matplotlib.axes import Axes
 from .core import *
@@ -15,8 +15,8 @@ from .controls import ARMS, UNTRAINED
 from .train import CURVES
 
 # %% auto #0
-__all__ = ['ARM_STYLES', 'TRAINED_ONLY', 'METRIC_LABELS', 'summarize', 'summary_table', 'plot_tickets', 'plot_early_stopping',
-           'plot_cost', 'plot_results', 'learning_curves', 'plot_overlap']
+__all__ = ['ARM_STYLES', 'TRAINED_ONLY', 'METRIC_LABELS', 'summarize', 'wilson', 'summary_table', 'plot_tickets',
+           'plot_early_stopping', 'plot_cost', 'plot_results', 'learning_curves', 'plot_overlap']
 
 # %% ../nbs/07d_results.ipynb #07dc008
 ARM_STYLES = {'ticket': ('C0', 'o', 'winning ticket (rewound)'), 'reinit': ('C3', 's', 'random reinit'),
@@ -34,11 +34,23 @@ def summarize(
     metric:str='es_acc', # The column to summarise
 )->pd.DataFrame:
     "Mean and standard deviation of `metric` across seeds, per round and arm"
-    if metric not in df.columns: raise ValueError(f"no column {metric!r}; the numeric columns are {list(df.select_dtypes('number').columns)}")
+    if metric not in df.columns: raise BadValue(f"no column {metric!r}; the numeric columns are {list(df.select_dtypes('number').columns)}")
     if metric in TRAINED_ONLY: df = df[~df.arm.isin(UNTRAINED)]   # scored without training: no iterations
     g = df.groupby(['round', 'arm'])
     res = g.agg(pct_remaining=('pct_remaining', 'mean'), mean=(metric, 'mean'), std=(metric, 'std'), seeds=('seed', 'nunique'))
     return res.reset_index()
+
+# %% ../nbs/07d_results.ipynb #xwil002
+def wilson(
+    acc:float, # An accuracy, a share in [0, 1]
+    n:int, # The number of samples it was measured on
+    z:float=1.96, # The normal quantile: 1.96 for a 95% interval
+)->tuple:
+    "The Wilson score interval of an accuracy `acc` measured on `n` samples: `(low, high)`"
+    check_number(acc, 'acc', 0, 1); check_number(n, 'n', 1, integer=True)
+    d = 1 + z*z/n
+    mid, half = (acc + z*z/(2*n)) / d, z * math.sqrt(acc*(1-acc)/n + z*z/(4*n*n)) / d
+    return mid - half, mid + half
 
 # %% ../nbs/07d_results.ipynb #07dc011
 def summary_table(

@@ -8,6 +8,7 @@ Docs: https://lottery-nb.github.io/lottery-nb/schedules.html.md"""
 from __future__ import annotations
 import math
 from .core import lookup
+from .core import BadValue, BadType
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'annealing_no', 'annealing_linear', 'annealing_cos', 'annealing_exp', 'one_shot', 'iterative', 'agp',
@@ -102,4 +103,4 @@ def get_schedule(f # A name from `SCHEDULES`, or a function f(start, end, pos)
     "Look up a schedule by name, or check that `f` is callable"
     if callable(f): return f
     if isinstance(f, str): return lookup(SCHEDULES, f, 'sched_func', 'or a function f(start, end, pos)')
-    raise TypeError(f"sched_func must be a function f(start, end, pos) or one of {', '.join(SCHEDULES)}, got {f!r}")
+    raise BadType(f"sched_func must be a function f(start, end, pos) or one of {', '.join(SCHEDULES)}, got {f!r}")

@@ -35,6 +35,23 @@ def short_signature(sym, # A function or class
     return '\n'.join(lines)
 
 # %% ../nbs/97_showdoc.ipynb #sd009
+def _kwargs_fix(sym, tbl:str)->str:
+    "Put the comment of a `**kwargs` parameter in its own row: docments gives it to the return value when nothing follows it"
+    import inspect
+    try: m = re.search(r'\*\*(\w+)\s*,?\s*#\s*(.+)', inspect.getsource(sym))
+    except (TypeError, OSError): return tbl
+    if not m: return tbl
+    name, note = m[1], m[2].strip()
+    lines = tbl.split('\n')
+    cells = lambda l: [c.strip() for c in l.strip().strip('|').split('|')]
+    kw = [i for i, l in enumerate(lines) if l.startswith(f'| {name} |') and not any(cells(l)[1:])]
+    ret = [i for i, l in enumerate(lines) if l.startswith('| **Returns**') and cells(l)[-1] == f'**{note}**']
+    if not (kw and ret): return tbl
+    for i, text in ((kw[0], note), (ret[0], '')):
+        c = cells(lines[i]); c[-1] = text
+        lines[i] = '| ' + ' | '.join(c) + ' |'
+    return '\n'.join(lines)
+
 class TableRenderer(BasicMarkdownRenderer):
     "`show_doc` as a source link, a heading, a short signature, the docstring and a Type | Default | Details table"
     def _repr_markdown_(self):
@@ -47,7 +64,7 @@ class TableRenderer(BasicMarkdownRenderer):
         if self.docs: doc += f"*{self.docs}*\n\n" if '\n' not in self.docs.strip() else self.docs + '\n\n'
         try: tbl = DocmentTbl(self.sym)
         except Exception: tbl = None
-        if tbl is not None and tbl.has_docment: doc += str(tbl) + '\n'
+        if tbl is not None and tbl.has_docment: doc += _kwargs_fix(self.sym, str(tbl)) + '\n'
         return doc
 
 # %% ../nbs/97_showdoc.ipynb #sd013

@@ -96,11 +96,15 @@ class Sparsifier:
                  granularity:str='weight', # What is removed as one unit: 'weight', 'vector', 'kernel' or 'filter'
                  method:str='local', # 'local' (same sparsity in every layer) or 'global' (one ranking)
                  criteria=large_final, # A name from `CRITERIA` or a function f(w, w0) -> score, high is kept
-                 layer_type:tuple=PRUNABLE # The layer classes whose weight is pruned
+                 layer_type:tuple=PRUNABLE, # The layer classes whose weight is pruned
+                 prune_output:bool=False, # With `granularity='filter'`, prune the output layer's units too (its classes)
                 ):
         self.granularity,self.method = get_granularity(granularity),get_method(method)
         self.criteria,self.layer_type = get_criteria(criteria),check_layer_type(layer_type)
-        self.model,self.layers = model,prunable_layers(model, layer_type)
+        self.model,self.built = model,prunable_layers(model, layer_type)   # `built`: what `check_layers` compares with
+        self.layers = self.built
+        if self.granularity.name == 'filter' and not check_flag(prune_output, 'prune_output') and len(self.built) > 1:
+            self.layers = dict(list(self.built.items())[:-1])   # the output layer's filters are the model's outputs: its classes
         for n,m in self.layers.items(): self.granularity.check(n, m.weight)
         add_masks(model, layer_type)
         self.snapshot()
@@ -115,10 +119,10 @@ class Sparsifier:
 def check_layers(self:Sparsifier):
     "Raise a `ValueError` if the model's prunable layers are no longer the ones this `Sparsifier` was built on"
     now = prunable_layers(self.model, self.layer_type)
-    changed = [n for n in {**self.layers, **now} if now.get(n) is not self.layers.get(n)]
+    changed = [n for n in {**self.built, **now} if now.get(n) is not self.built.get(n)]
     changed += [n for n,m in self.layers.items() if n not in changed and m.weight.shape != get_mask(m).shape]
     if changed:
-        raise ValueError(f"the model changed after this Sparsifier was built: layer(s) {changed} were replaced, added, "
+        raise BadValue(f"the model changed after this Sparsifier was built: layer(s) {changed} were replaced, added, "
                          f"removed or resized. Build a new Sparsifier (or SparsifyCallback) on the model as it is now.")
 
 @patch
@@ -170,19 +174,19 @@ def _scores(self:Sparsifier, name, m):
     w0 = self.rewind_state[f'{name}.weight' if name else 'weight'].to(w.device)
     s = self.criteria(w, w0)
     if not isinstance(s, Tensor) or s.shape != w.shape:
-        raise ValueError(f"criteria must return one score per weight, shape {tuple(w.shape)} for layer {name!r}, "
+        raise BadValue(f"criteria must return one score per weight, shape {tuple(w.shape)} for layer {name!r}, "
                          f"got {getattr(s, 'shape', type(s))}")
     s = self.granularity.scores(s.float())
-    if torch.isnan(s).any(): raise ValueError(f"criteria gave NaN scores for layer {name!r}")
+    if torch.isnan(s).any(): raise BadValue(f"criteria gave NaN scores for layer {name!r}")
     return s.masked_fill(~self.granularity.alive(get_mask(m)), -math.inf)
 
 @patch
 def _targets(self:Sparsifier, sparsity):
     "A checked sparsity, or for a `{layer name: percent}` dict (local only) a list in layer order"
     if not isinstance(sparsity, dict): return check_sparsity(sparsity)
-    if self.method is not local: raise ValueError("per-layer sparsities need method='local'")
+    if self.method is not local: raise BadValue("per-layer sparsities need method='local'")
     if set(sparsity) != set(self.layers):
-        raise ValueError(f"per-layer sparsities must name every prunable layer: got {sorted(sparsity)}, "
+        raise BadValue(f"per-layer sparsities must name every prunable layer: got {sorted(sparsity)}, "
                          f"the layers are {list(self.layers)}")
     return [check_sparsity(sparsity[n]) for n in self.layers]
 

@@ -10,7 +10,7 @@ import json, os, shutil, socket, time, uuid
 from dataclasses import dataclass
 from pathlib import Path
 import pandas as pd
-from .core import atomic_path
+from .core import atomic_path, BadValue
 from .controls import ARMS
 
 # %% auto #0
@@ -20,7 +20,7 @@ __all__ = ['SETTINGS', 'RESULTS', 'MAY_CHANGE', 'RunFolderError', 'RunFolder', '
 SETTINGS, RESULTS = 'settings.json', 'results.csv'
 MAY_CHANGE = ('rounds', 'seeds', 'controls', 'progress', 'executor', 'threads')   # find_ticket's arguments a later run may change
 
-class RunFolderError(ValueError):
+class RunFolderError(BadValue):
     "A results folder that cannot be used as asked: settings that differ, a seed another job holds, a file that cannot be read"
 
 def _settings_diff(old:dict, new:dict)->list:
@@ -48,6 +48,7 @@ class RunFolder:
         "Write one result row, keyed by its seed, round and arm: written once, never appended twice"
         with atomic_path(self.row_file(row['seed'], row['round'], row['arm'])) as tmp: tmp.write_text(json.dumps(row))
     def row_files(self)->list: return sorted(Path(self.path).glob('seed*/round*/*.json'))
+    def has_work(self)->bool: return any(p.is_file() and not p.name.startswith('.') for p in Path(self.path).glob('seed*/**/*'))
     def rows(self)->pd.DataFrame:
         "Every result row in the folder, sorted by seed, round and arm"
         rows = [_read_json(f) for f in self.row_files()]
@@ -79,13 +80,16 @@ def open_run(
                                  f"against: start a new folder (read_results can still read it)")
         if path.exists() and any(not p.name.startswith('.') for p in path.iterdir()):
             raise RunFolderError(f"{str(path)!r} holds other files and no {SETTINGS}: give a new or empty folder for the results")
-        path.mkdir(parents=True, exist_ok=True)
         tmp = path/f'.{SETTINGS}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp'
-        with open(tmp, 'w') as o: json.dump(settings, o, indent=1, sort_keys=True); o.flush(); os.fsync(o.fileno())
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with open(tmp, 'w') as o: json.dump(settings, o, indent=1, sort_keys=True); o.flush(); os.fsync(o.fileno())
+        except OSError as e: raise RunFolderError(f"cannot write the results folder {str(path)!r} ({e.strerror}): give a folder you can write to") from None
         try: os.link(tmp, f)   # created once, whole: if another job made it first, this one is checked against it
         except FileExistsError: pass
         except OSError: os.replace(tmp, f)   # a filesystem without hard links
         finally: tmp.unlink(missing_ok=True)
+    if not os.access(path, os.W_OK): raise RunFolderError(f"cannot write in the results folder {str(path)!r} (read-only): give a folder you can write to")
     diff = _settings_diff(_read_json(f), json.loads(json.dumps(settings)))
     if diff: raise RunFolderError(f"{str(path)!r} was made with other settings ({'; '.join(diff)}): run with the same settings "
                                   f"to continue it (only {', '.join(MAY_CHANGE[:3])} may change), or give a new folder")
@@ -106,14 +110,15 @@ class _Lock:
     def acquire(self, wait:float=0):
         me = dict(host=socket.gethostname(), pid=os.getpid(), since=time.strftime('%Y-%m-%d %H:%M:%S'))
         end = time.time() + wait
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
                 with os.fdopen(fd, 'w') as f: json.dump(me, f)
                 self.held = True
                 return self
             except FileExistsError: pass
+            except OSError as e: raise RunFolderError(f"cannot write in {str(self.path.parent)!r} ({e.strerror}): give a folder you can write to") from None
             try: held = json.loads(self.path.read_text())
             except (OSError, ValueError): held = {}   # being written this instant, or empty: look again
             if held.get('host') == me['host'] and 'pid' in held and not _alive(held['pid']):

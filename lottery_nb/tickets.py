@@ -33,7 +33,7 @@ def random_masks(
     "Masks with the same number of `False` per layer as `masks`, at random positions; each layer's drawn from (`seed`, its name)"
     res = {}
     for n, m in masks.items():
-        g = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, zlib.crc32(n.encode())]).generate_state(1, np.uint64)[0] >> 1))
+        g = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, zlib.crc32(n.encode())]).generate_state(1, np.uint64)[0]) >> 1)
         keep = torch.zeros(m.numel(), dtype=torch.bool)
         keep[torch.randperm(m.numel(), generator=g)[:int(m.sum())]] = True
         res[n] = keep.view(m.shape).to(m.device)
@@ -46,7 +46,7 @@ def mask_distance(
     alive:dict|None=None, # Masks of the weights still in play: the distance is a share of those; `None`: of all weights
 )->float:
     "The share of the weights (of all of them, or of those `alive` keeps) on which `a` and `b` differ; 0 is the same mask"
-    if set(a) != set(b): raise ValueError(f"the masks cover different layers: {sorted(a)} and {sorted(b)}")
+    if set(a) != set(b): raise BadValue(f"the masks cover different layers: {sorted(a)} and {sorted(b)}")
     diff = sum(int((a[n].bool() != b[n].bool().to(a[n].device)).sum()) for n in a)
     n = sum(int(alive[k].sum()) for k in a) if alive is not None else sum(a[k].numel() for k in a)
     return diff / max(n, 1)
@@ -58,12 +58,12 @@ def mask_overlap(
 )->pd.DataFrame:
     "Per-layer and total Jaccard similarity of the weights `a` and `b` keep, beside its value for random masks of the same sizes"
     if set(a) != set(b):
-        raise ValueError(f"the tickets mask different layers: only in the first {sorted(set(a) - set(b))}, "
+        raise BadValue(f"the tickets mask different layers: only in the first {sorted(set(a) - set(b))}, "
                          f"only in the second {sorted(set(b) - set(a))}")
     rows = {}
     for k in a:
         x, y = a[k].bool().cpu(), b[k].bool().cpu()
-        if x.shape != y.shape: raise ValueError(f"layer {k!r}: mask shapes {tuple(x.shape)} and {tuple(y.shape)} differ")
+        if x.shape != y.shape: raise BadValue(f"layer {k!r}: mask shapes {tuple(x.shape)} and {tuple(y.shape)} differ")
         rows[k] = dict(weights=x.numel(), kept_a=int(x.sum()), kept_b=int(y.sum()), kept_both=int((x & y).sum()))
     df = pd.DataFrame.from_dict(rows, orient='index')
     both_at_random = df.kept_a * df.kept_b / df.weights   # expected overlap of random masks of these sizes, per layer
@@ -92,7 +92,7 @@ def _ticket_of(x):
     "The model, rewind weights and metadata of whatever holds a ticket"
     if isinstance(x, SparsifyCallback):
         if getattr(x, 'sparsifier', None) is None:
-            raise ValueError("this SparsifyCallback has not been through a fit yet, so it holds no ticket: "
+            raise BadValue("this SparsifyCallback has not been through a fit yet, so it holds no ticket: "
                              "save it after learn.fit(..., cbs=cb)")
         x = x.sparsifier
     if isinstance(x, Sparsifier):
@@ -102,10 +102,10 @@ def _ticket_of(x):
     if isinstance(x, nn.Module):
         m = unwrap_model(x)
         if not masked_layers(m):
-            raise ValueError(f"this {type(m).__name__} has no masks, so it holds no ticket: prune it first "
+            raise BadValue(f"this {type(m).__name__} has no masks, so it holds no ticket: prune it first "
                              f"(Sparsifier, SparsifyCallback or find_ticket)")
         return m, model_state(m), {}
-    raise TypeError(f"save_ticket takes a Sparsifier, a SparsifyCallback, a Learner or a model; got {type(x).__name__}")
+    raise BadType(f"save_ticket takes a Sparsifier, a SparsifyCallback, a Learner or a model; got {type(x).__name__}")
 
 def _header(model, masks, info, meta):
     "What the file says about the ticket: the format, the version, the model and how to rebuild it, the sparsity per layer"
@@ -117,14 +117,14 @@ def _header(model, masks, info, meta):
              model=dict(cls=f'{type(model).__module__}.{type(model).__qualname__}', build=build),
              sparsity=round(100 * (1 - kept / max(n, 1)), 4), layers=layers, **info, **meta)
     try: return json.loads(json.dumps(h, allow_nan=False))
-    except (TypeError, ValueError) as e: raise TypeError(f"ticket metadata must be plain data (numbers, strings, lists, dicts): {e}") from None
+    except (TypeError, ValueError) as e: raise BadType(f"ticket metadata must be plain data (numbers, strings, lists, dicts): {e}") from None
 
 def _ticket_path(path):
     "The file to write for `path`: a `.safetensors` file, or a folder's `ticket.safetensors`"
     path = Path(path)
     if path.suffix == '.safetensors': return path
     if path.suffix and not path.is_dir():
-        raise ValueError(f"save_ticket writes a .safetensors file or a folder; got {str(path)!r} "
+        raise BadValue(f"save_ticket writes a .safetensors file or a folder; got {str(path)!r} "
                          f"(tickets saved as .pt by earlier versions still load with load_ticket)")
     return path/TICKET_FILE
 
@@ -167,11 +167,16 @@ def _ticket_file(path):
     if path.is_dir():
         f = path/TICKET_FILE
         if f.is_file(): return f
-        raise FileNotFoundError(f"{str(path)!r} is a folder without a ticket: a ticket folder holds {TICKET_FILE} "
+        raise MissingFile(f"{str(path)!r} is a folder without a ticket: a ticket folder holds {TICKET_FILE} "
                                 f"(and its README.md), as save_ticket writes it")
-    if not path.is_file(): raise FileNotFoundError(f"no ticket file at {str(path)!r}")
-    if path.stat().st_size == 0: raise ValueError(f"{str(path)!r} is empty, not a ticket: was it written completely?")
+    if not path.is_file(): raise MissingFile(f"no ticket file at {str(path)!r}")
+    if path.stat().st_size == 0: raise BadValue(f"{str(path)!r} is empty, not a ticket: was it written completely?")
     return path
+
+def _short(e, n=100):
+    "The first line of `e`'s message, cut at a word within `n` characters"
+    import textwrap
+    return textwrap.shorten(str(e).splitlines()[0] if str(e) else type(e).__name__, n, placeholder=' ...')
 
 def _is_safetensors(path):
     "Whether `path` starts as a safetensors file does: an 8-byte header size, then a JSON object"
@@ -184,12 +189,12 @@ def _read_safetensors(path):
         with safe_open(str(path), 'pt') as f:
             meta, t = f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:
-        raise ValueError(f"{str(path)!r} is not a readable ticket ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+        raise BadValue(f"{str(path)!r} is not a readable ticket ({type(e).__name__}: {_short(e)}); "
                          f"it may be truncated or not a ticket at all") from None
     if meta.get('format') != FORMAT:
-        raise ValueError(f"{str(path)!r} is a safetensors file but not a ticket: its header has no format {FORMAT!r}")
+        raise BadValue(f"{str(path)!r} is a safetensors file but not a ticket: its header has no format {FORMAT!r}")
     try: header = json.loads(meta['ticket'])
-    except (KeyError, ValueError): raise ValueError(f"{str(path)!r} has no readable ticket header") from None
+    except (KeyError, ValueError): raise BadValue(f"{str(path)!r} has no readable ticket header") from None
     parts = {p: {k.split('.', 1)[1]: v for k, v in t.items() if k.startswith(p + '.')} for p in ('mask', 'rewind', 'trained')}
     return dict(masks=parts['mask'], rewind=parts['rewind'], trained=parts['trained'] or None, meta=header)
 
@@ -198,16 +203,16 @@ def _read_pt(path):
     try: t = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         g = re.search(r'GLOBAL (\S+)', str(e))
-        if not g: raise ValueError(f"{str(path)!r} is not a readable ticket: it may be truncated or not a ticket at all") from None
-        raise ValueError(f"{str(path)!r} is not a plain-data ticket: loading it would call {g[1]}, and lottery_nb loads "
+        if not g: raise BadValue(f"{str(path)!r} is not a readable ticket: it may be truncated or not a ticket at all") from None
+        raise BadValue(f"{str(path)!r} is not a plain-data ticket: loading it would call {g[1]}, and lottery_nb loads "
                          f"tensors, numbers and strings only. Nothing in it was run. Only load tickets written "
                          f"by save_ticket; if you made this file and trust it, save its masks and weights again with save_ticket.") from None
     except Exception as e:
-        raise ValueError(f"{str(path)!r} is not a readable ticket ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+        raise BadValue(f"{str(path)!r} is not a readable ticket ({type(e).__name__}: {_short(e)}); "
                          f"it may be truncated or not a ticket at all") from None
     ok = (isinstance(t, dict) and {'masks', 'rewind', 'meta'} <= set(t) and isinstance(t['meta'], dict)
           and all(isinstance(d, dict) and all(isinstance(v, torch.Tensor) for v in d.values()) for d in (t['masks'], t['rewind'])))
-    if not ok: raise ValueError(f"{str(path)!r} is not a ticket written by save_ticket: it needs 'masks', 'rewind' and 'meta' entries")
+    if not ok: raise BadValue(f"{str(path)!r} is not a ticket written by save_ticket: it needs 'masks', 'rewind' and 'meta' entries")
     return dict(masks=t['masks'], rewind=t['rewind'], trained=None, meta=t['meta'])
 
 def read_ticket(
@@ -217,7 +222,7 @@ def read_ticket(
     f = _ticket_file(path)
     t = _read_safetensors(f) if _is_safetensors(f) else _read_pt(f)
     bad = [n for n, m in t['masks'].items() if m.dtype != torch.bool]
-    if bad: raise ValueError(f"{str(f)!r} is not a valid ticket: the mask of layer {bad[0]!r} is {t['masks'][bad[0]].dtype}, not bool")
+    if bad: raise BadValue(f"{str(f)!r} is not a valid ticket: the mask of layer {bad[0]!r} is {t['masks'][bad[0]].dtype}, not bool")
     return t
 
 
@@ -227,17 +232,17 @@ def _check_fits(t, model):
     sd, mods = model.state_dict(), dict(model.named_modules())
     for part in ('rewind', 'trained'):
         for k, v in (t[part] or {}).items():
-            if k not in sd: raise ValueError(f"the ticket has {k!r}, which this model lacks: is it the same architecture?")
+            if k not in sd: raise BadValue(f"the ticket has {k!r}, which this model lacks: is it the same architecture?")
             if sd[k].shape != v.shape:
-                raise ValueError(f"layer {k.rsplit('.', 1)[0]!r} does not match: the ticket's {k} has shape {tuple(v.shape)}, "
+                raise BadValue(f"layer {k.rsplit('.', 1)[0]!r} does not match: the ticket's {k} has shape {tuple(v.shape)}, "
                                  f"the model's {tuple(sd[k].shape)}")
     missing = [k for k in sd if not k.endswith(MASK) and k not in t['rewind']]
-    if missing: raise ValueError(f"the model has {missing[0]!r}, which the ticket lacks: is it the same architecture?")
+    if missing: raise BadValue(f"the model has {missing[0]!r}, which the ticket lacks: is it the same architecture?")
     for n, m in t['masks'].items():
-        if n not in mods: raise ValueError(f"the ticket masks layer {n!r}, which this model lacks")
+        if n not in mods: raise BadValue(f"the ticket masks layer {n!r}, which this model lacks")
         w = getattr(mods[n], 'weight', None)
         if not isinstance(w, torch.Tensor) or w.shape != m.shape:
-            raise ValueError(f"the ticket's mask for layer {n!r} has shape {tuple(m.shape)}, the layer's weight "
+            raise BadValue(f"the ticket's mask for layer {n!r} has shape {tuple(m.shape)}, the layer's weight "
                              f"{tuple(getattr(w, 'shape', ()))}")
 
 def _load_into(t, model, weights, kwargs):
@@ -255,10 +260,10 @@ def load_ticket(
     **kwargs
 )->Sparsifier:
     "Load a ticket into `model` (weights and masks) and return its `Sparsifier`; the header is in `.meta`"
-    if weights not in WEIGHTS: raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+    if weights not in WEIGHTS: raise BadValue(f"weights must be one of {WEIGHTS}, got {weights!r}")
     if str(path).startswith(HUB): path = pull_ticket(str(path))
     t = read_ticket(path)
-    if t[weights] is None: raise ValueError(f"{str(path)!r} holds no trained weights: load weights='rewind', the ticket to retrain")
+    if t[weights] is None: raise BadValue(f"{str(path)!r} holds no trained weights: load weights='rewind', the ticket to retrain")
     model = unwrap_model(model)
     _check_fits(t, model)
     _load_into(t, deepcopy(model), weights, kwargs)   # a dry run on a copy: any error leaves `model` untouched
@@ -318,16 +323,16 @@ def write_card(
 # %% ../nbs/06a_tickets.ipynb #xhub002
 def _hub(what):
     try: import huggingface_hub
-    except ImportError: raise ImportError(f"{what} needs huggingface_hub: pip install 'lottery-nb[hub] @ git+https://github.com/lottery-nb/lottery-nb'") from None
+    except ImportError: raise MissingExtra(f"{what} needs huggingface_hub: pip install 'lottery-nb[hub] @ git+https://github.com/lottery-nb/lottery-nb'") from None
     return huggingface_hub
 
 def _offline(e, what):
     "A network failure of the Hub client as one line; other errors as they are"
     names = {c.__name__ for c in type(e).__mro__}
     if names & {'ConnectError', 'ConnectionError', 'TransportError', 'LocalEntryNotFoundError', 'OfflineModeIsEnabled', 'Timeout', 'TimeoutException'}:
-        return ConnectionError(f"{what} needs the Hugging Face Hub, which cannot be reached from here ({type(e).__name__}); "
+        return Offline(f"{what} needs the Hugging Face Hub, which cannot be reached from here ({type(e).__name__}); "
                                f"run it where there is a network, or load a ticket folder from disk")
-    if 'RepositoryNotFoundError' in names: return ValueError(f"{what}: no such repository on the Hub, or it is private and you are not logged in")
+    if 'RepositoryNotFoundError' in names: return BadValue(f"{what}: no such repository on the Hub, or it is private and you are not logged in")
     return e
 
 def push_ticket(

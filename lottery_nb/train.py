@@ -28,7 +28,7 @@ def parse_rewind(rewind, # An int (epochs), or a string like '2ep' or '500it'
     if isinstance(rewind, bool): rewind = str(rewind)
     if isinstance(rewind, int) and rewind >= 0: return rewind * n_batches
     m = re.fullmatch(r'\s*(\d+)\s*(ep|it)\s*', str(rewind))
-    if not m: raise ValueError(f"rewind must be an epoch count (int >= 0) or a string like '2ep' or '500it', got {rewind!r}")
+    if not m: raise BadValue(f"rewind must be an epoch count (int >= 0) or a string like '2ep' or '500it', got {rewind!r}")
     return int(m[1]) * (n_batches if m[2] == 'ep' else 1)
 
 # %% ../nbs/07_train.ipynb #c008
@@ -43,7 +43,7 @@ class RewindPoint(Callback):
     def before_fit(self):
         total = len(self.dls.train) * self.n_epoch
         if self.it >= total:
-            raise ValueError(f"the rewind point ({self.it} iterations) is past the end of training ({total} iterations)")
+            raise BadValue(f"the rewind point ({self.it} iterations) is past the end of training ({total} iterations)")
     def before_batch(self):
         if self.training and self.state is None and self.train_iter == self.it:
             self.state = model_state(self.model)
@@ -58,7 +58,7 @@ def seeded_learner(
     set_seed(init_seed); learn = fast_events(learn_fn())
     names = [getattr(m, 'name', None) for m in learn.metrics]
     if metric not in names:
-        raise ValueError(f"learn_fn must return a Learner with the metric {metric!r} (e.g. metrics=accuracy); its metrics are {names}")
+        raise BadValue(f"learn_fn must return a Learner with the metric {metric!r} (e.g. metrics=accuracy); its metrics are {names}")
     return learn, names.index(metric)
 
 # %% ../nbs/07_train.ipynb #07c015

@@ -230,7 +230,7 @@ BG, NODE, EDGE = '#14141f', '#f29b30', 'white'
 def _linear_pairs(model_or_pairs):
     if isinstance(model_or_pairs, nn.Module):
         ls = [m for m in model_or_pairs.modules() if isinstance(m, nn.Linear)]
-        if not ls: raise ValueError("draw_network needs a model with Linear layers (an MLP)")
+        if not ls: raise BadValue("draw_network needs a model with Linear layers (an MLP)")
         return [(m.weight.detach().cpu(), get_mask(m).cpu() if has_mask(m) else None) for m in ls]
     return list(model_or_pairs)
 
@@ -329,10 +329,10 @@ def animate_masks(
     max_frames:int|None=None, # Keep at most this many recorded frames: every init, prune and reset, and evenly spaced training frames
 )->animation.FuncAnimation:
     "An animation of the recorded frames, captioned with the LTH step, epoch and sparsity"
-    if view not in ('network', 'heatmap'): raise ValueError(f"view must be 'network' or 'heatmap', got {view!r}")
+    if view not in ('network', 'heatmap'): raise BadValue(f"view must be 'network' or 'heatmap', got {view!r}")
     frames = rec.frames if isinstance(rec, MaskRecorder) else rec
     names = rec.names if isinstance(rec, MaskRecorder) else None
-    if not frames: raise ValueError("the recording has no frames: was the MaskRecorder in the fit's cbs?")
+    if not frames: raise BadValue("the recording has no frames: was the MaskRecorder in the fit's cbs?")
     frames = thin_frames(frames, max_frames)
     seq = [f for f in frames for _ in range(hold if f['kind'] in ('init', 'prune', 'reset') else 1)]
     n = len(frames[0]['pairs'])

@@ -69,3 +69,29 @@ def test_two_ranks_find_the_single_process_ticket(tmp_path):
             both = masks[layer] & t['masks'][layer]
             assert torch.equal(v[both], t['rewind'][k][both]), k   # the rewind point itself is exact: rank 0's init
         else: assert torch.equal(v, t['rewind'][k]), k
+
+SHIM = '''# Run the page's train.py on CPU processes: fastai's DistributedDL sends its indices through a CUDA tensor, and
+# distrib_ctx() defaults to CUDA and SyncBatchNorm, which need GPUs. This file is the test's, never the library's.
+import torch, torch.distributed as dist
+from fastai.distributed import DistributedDL
+from fastai.learner import Learner
+def _broadcast_cpu(self, t, rank):
+    t = torch.tensor(t, dtype=torch.long); dist.broadcast(t, rank); return t.tolist()
+DistributedDL._broadcast = _broadcast_cpu
+_ctx = Learner.distrib_ctx
+Learner.distrib_ctx = lambda self, *a, **k: _ctx(self, *a, **{**k, 'cpu': True, 'sync_bn': False})
+'''
+
+@pytest.mark.slow
+def test_the_pages_script_runs_as_printed(tmp_path):
+    "The train.py of the 'Training on several GPUs' page, extracted from the notebook as it prints it, on 2 gloo processes"
+    nb = json.loads((here.parent/'nbs'/'10_distributed.ipynb').read_text())
+    src = next(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'code' and '# train.py' in ''.join(c['source']))
+    (tmp_path/'train.py').write_text(src.replace('#| eval: false\n', ''))
+    (tmp_path/'sitecustomize.py').write_text(SHIM)
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore', 'PYTHONPATH': str(tmp_path)}
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', 'train.py'],
+                       capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    t = read_ticket(tmp_path/'ticket.safetensors')
+    assert abs(t['meta']['sparsity'] - 80) < 0.1

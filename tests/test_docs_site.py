@@ -19,8 +19,14 @@ def _chromium_or_reason():
 
 @pytest.fixture(scope='module')
 def site(tmp_path_factory):
-    out = tmp_path_factory.mktemp('site')/'docs'
-    subprocess.run([sys.executable, str(root/'tools'/'docs.py'), '--out', str(out)], cwd=root, check=True, capture_output=True)
+    "The site, built as the README says, with sudo and curl on the PATH that only record being called: the build installs nothing"
+    tmp = tmp_path_factory.mktemp('site'); out, bin_ = tmp/'docs', tmp/'bin'; bin_.mkdir()
+    for tool in ('sudo', 'curl', 'wget'):
+        (bin_/tool).write_text(f'#!/bin/sh\necho "$0 $@" >> {tmp}/installers_called\nexit 1\n'); (bin_/tool).chmod(0o755)
+    env = {**os.environ, 'PATH': f"{bin_}:{os.environ['PATH']}"}
+    r = subprocess.run([sys.executable, str(root/'tools'/'docs.py'), '--out', str(out)], cwd=root, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert 'Quarto is not installed' not in r.stdout + r.stderr and not (tmp/'installers_called').exists(), 'the docs build tried to install software'
     return out
 
 @pytest.fixture(scope='module')

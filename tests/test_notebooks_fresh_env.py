@@ -1,11 +1,32 @@
 """Every notebook runs top to bottom in a fresh Jupyter kernel, in a fresh virtual environment that has only the
 package, its declared dependencies and ipykernel: the closest we get to Colab here. The notebooks run from a copy
-of nbs/ with nothing else beside them, so a missing dependency or a hidden reliance on repository files fails."""
+of nbs/ with nothing else beside them, so a missing dependency or a hidden reliance on repository files fails.
+
+That environment also holds the **lowest** version of every dependency that pyproject.toml allows (fastai's own floor
+for fastcore, 1.8): the floors are tested by running every notebook on them. torch and torchvision are the exception:
+this machine installs one pair only (2.14.1 and 0.29.1, from local disk), so they are the newest, not the floor; the
+torch floor was checked once by hand (see bench/floors.md)."""
 import json, os, shutil, subprocess, sys, time
 from pathlib import Path
 import pytest
 
 root = Path(__file__).resolve().parent.parent
+
+def lowest_versions():
+    "Pins of the lowest versions pyproject.toml allows: each dependency's floor (its `>=`), fastcore at fastai's own floor"
+    import tomllib
+    from packaging.requirements import Requirement
+    import torch, torchvision
+    deps = tomllib.loads((root/'pyproject.toml').read_text())['project']
+    extra = deps['optional-dependencies']
+    reqs = [Requirement(r) for r in deps['dependencies'] + extra['export'] + extra['cluster']]
+    here = {'torch': torch.__version__.split('+')[0], 'torchvision': torchvision.__version__.split('+')[0]}   # the one pair on this disk
+    pins = []
+    for r in reqs:
+        floor = next((s.version for s in r.specifier if s.operator == '>='), None)
+        if r.name in here: pins.append(f'{r.name}=={here[r.name]}')
+        elif floor: pins.append(f'{r.name}=={floor}' if r.name != 'mnist1d' else 'mnist1d==0.0.2.post1')   # 0.0.2 exists only as .post1
+    return pins + ['fastcore==1.8.0']   # fastai 2.8.7 allows fastcore >= 1.8.0
 
 @pytest.fixture(scope='module')
 def fresh_kernel(tmp_path_factory):
@@ -17,11 +38,14 @@ def fresh_kernel(tmp_path_factory):
     subprocess.run([sys.executable, '-m', 'venv', str(venv)], check=True)
     py = venv/'bin'/'python'
     t0 = time.time()
-    r = subprocess.run([str(py), '-m', 'pip', 'install', '-q', f'{src}[export]', 'ipykernel'], capture_output=True, text=True)   # the export page needs its extra
+    floors = tmp/'floors.txt'; floors.write_text('\n'.join(lowest_versions()) + '\n')
+    r = subprocess.run([str(py), '-m', 'pip', 'install', '-q', f'{src}[export,cluster]', 'ipykernel', '-c', str(floors)],
+                       capture_output=True, text=True)   # the export and many-seeds pages need their extras
     assert r.returncode == 0, r.stderr[-2000:]
     print(f'fresh venv installed in {time.time()-t0:.0f} s')
     out = subprocess.run([str(py), '-m', 'pip', 'list', '--format=freeze'], capture_output=True, text=True).stdout
     assert 'nbdev' not in out and 'pytest' not in out, 'the fresh environment must not have the dev extras'
+    for pin in lowest_versions(): assert pin.lower() in out.lower(), f'{pin} is not what the fresh environment installed'
     kdir = tmp/'jupyter'/'kernels'/'lnbfresh'; kdir.mkdir(parents=True)
     (kdir/'kernel.json').write_text(json.dumps(dict(argv=[str(py), '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
                                                     display_name='lottery_nb fresh', language='python')))

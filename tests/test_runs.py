@@ -128,3 +128,20 @@ def test_dask_local_cluster_gives_the_serial_rows(tmp_path, reference):
         df = find_ticket(learn_fn, **CONFIG, seeds=[0, 1], out=tmp_path/'run', progress=False, executor=client.get_executor())
     same(df, reference['10it'])
     same(pd.read_csv(tmp_path/'run'/'results.csv'), reference['10it'])
+
+def test_early_bird_run_resumes_with_the_same_rows_and_costs(tmp_path, one_thread, monkeypatch):
+    "Early-bird rounds stop at their own epochs; a run crashed mid-way resumes to the same rows, costs included"
+    kw = dict(CONFIG, epochs=4, rewind=0, early_bird=dict(eps=0.2, patience=1), seeds=[0], progress=False)
+    ref = find_ticket(learn_fn, **kw, out=tmp_path/'ref')
+    assert set(ref.arm) == {'ticket', 'retrain', *CONFIG['controls']}   # the retrain arm comes with the early bird
+    real, n = os.replace, [0]
+    def replace(a, b):
+        n[0] += 1
+        if n[0] == 6: raise Crash()
+        return real(a, b)
+    with monkeypatch.context() as m:
+        m.setattr(store.os, 'replace', replace); m.setattr('lottery_nb.core.os.replace', replace)
+        with pytest.raises(Crash): find_ticket(learn_fn, **kw, out=tmp_path/'run')
+    same(find_ticket(learn_fn, **kw, out=tmp_path/'run'), ref)
+    tk = ref[ref.arm == 'ticket'].sort_values('round')
+    assert (tk.find_steps.values[1:] == tk.steps.cumsum().values[:-1]).all()   # a mask costs the searches before it

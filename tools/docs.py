@@ -93,10 +93,13 @@ def _local_links(site):
             rel = '../' * (len(p.relative_to(site).parts) - 1)
             p.write_text(txt.replace(f'href="{url}', f'href="{rel}'))
 
+PROC = ("import nbdev.quarto as q; q._ensure_quarto = lambda: None; q._pre_docs()")   # nbdev-proc-nbs without its
+# attempt to download Quarto and install it with sudo when it is missing: this build needs no Quarto, and installs nothing
+
 def render(out=root/'docs'):
     "nbdev-proc-nbs, rename pages as nbdev names them, smalldocs render, move the site to `out`"
     shutil.rmtree(proc, ignore_errors=True)
-    subprocess.run(['nbdev-proc-nbs'], cwd=root, check=True)
+    subprocess.run([sys.executable, '-c', PROC], cwd=root, check=True)
     names = {}
     for p in sorted(proc.glob('*.ipynb')):   # smalldocs names pages after their files: give each nbdev's page name
         nb = json.loads(p.read_text())
