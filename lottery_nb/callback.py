@@ -215,6 +215,6 @@ class _Events:
 
 def fast_events(learn:Learner # Any fastai `Learner`
                )->Learner:
-    "Send each event of `learn` only to the callbacks that handle it; the fit is unchanged, fastai's lookups per batch go"
+    "Send each event of `learn` only to the callbacks that handle it: the same fit, without fastai's lookup of every callback at every event"
     learn._call_one = _Events(learn)
     return learn

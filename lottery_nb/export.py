@@ -20,7 +20,7 @@ def _tp():
     "Torch-Pruning, or an error that says how to install it"
     try: import torch_pruning as tp
     except ImportError as e:
-        raise MissingExtra("exporting a pruned model needs Torch-Pruning: pip install 'lottery-nb[export]' "
+        raise MissingExtra("exporting a pruned model needs Torch-Pruning: pip install 'lottery-nb[export] @ git+https://github.com/lottery-nb/lottery-nb' "
                           "(or pip install torch-pruning)") from e
     return tp
 

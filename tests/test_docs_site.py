@@ -191,3 +191,24 @@ def test_navbar_links_the_repository_and_home_links_the_tutorials(base, browser)
     assert 'https://github.com/lottery-nb/lottery-nb' in nav, nav
     for href in ['tutorial.lottery.html', 'tutorial.imp.html', 'tutorial.analysis.html']:
         assert any(h == href and 'Tutorial' in t for h, t in tut), (href, tut)
+
+WIDE_PAGES = ['index', 'tutorial.imp', 'tutorial.lottery', 'tutorial.analysis', 'ticket_cost', 'cli', 'errors', 'lottery', 'many_seeds']
+
+@pytest.mark.parametrize('width', [1280, 390])
+def test_nothing_scrolls_the_page_sideways_and_printed_lines_wrap(site, base, browser, width):
+    "At a laptop's 1280 px and a phone's 390 px: the page never scrolls sideways, and no printed output is cut at its edge"
+    bad = []
+    for name in WIDE_PAGES:
+        if not (site/f'{name}.html').exists(): continue
+        page = browser.new_page(viewport={'width': width, 'height': 900})
+        page.goto(base + f'{name}.html', wait_until='networkidle')
+        over = page.evaluate('document.documentElement.scrollWidth - window.innerWidth')
+        cut = page.evaluate("[...document.querySelectorAll('.cell-output > pre, .cell-output-stdout > pre')].filter(p => p.scrollWidth > p.clientWidth + 1).length")
+        if over > 1 or cut: bad.append((name, over, cut))
+        page.close()
+    assert not bad, f'(page, px the page scrolls sideways, printed outputs cut) at {width} px: {bad}'
+
+def test_fastai_names_link_to_fastai_docs(site):
+    "`Learner`, `DataLoaders` and the other fastai names link to fastai's own docs, through its nbdev index"
+    html = (site/'train.html').read_text() + (site/'data.html').read_text()
+    for target in ('docs.fast.ai/learner.html#learner', 'docs.fast.ai/data.core.html#dataloaders'): assert target in html, target

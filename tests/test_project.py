@@ -52,3 +52,17 @@ def test_every_name_the_library_uses_resolves():
         mod = importlib.import_module(f[:-3].replace('/', '.'))
         if not hasattr(mod, name) and not hasattr(__import__('builtins'), name): bad.append(f'{f}:{ln}: {name}')
     assert not bad, bad
+
+def test_every_pip_install_of_lottery_nb_goes_through_the_repository():
+    "lottery_nb is not on PyPI: every install of it, on every page, in the README and in every message, uses one form"
+    import json
+    repo = 'git+https://github.com/lottery-nb/lottery-nb'
+    texts = {'README.md': (root/'README.md').read_text()}
+    for p in sorted((root/'nbs').glob('*.ipynb')):
+        texts[p.name] = '\n'.join(''.join(c['source']) for c in json.loads(p.read_text())['cells'])
+    bad = []
+    for name, t in texts.items():
+        for m in re.finditer(r'pip install ([^`\n]*)', t):
+            cmd = m.group(1)
+            if re.search(r'lottery[-_]nb', cmd) and repo not in cmd: bad.append(f'{name}: pip install {cmd[:80]}')
+    assert not bad, bad

@@ -14,6 +14,7 @@ from pathlib import Path
 root = Path(__file__).resolve().parent.parent
 nbs, proc = root/'nbs', root/'_proc'
 MANIFEST = nbs/'_outputs.json'
+TIMINGS = nbs/'_timings.json'   # how long each notebook took to execute, with the date and the machine: the one place for times
 
 def notebooks(): return sorted(p for p in nbs.glob('*.ipynb') if not p.name.startswith('_'))
 
@@ -55,9 +56,24 @@ def execute(paths=None, timeout=900):
         _untag(nb)
         nbformat.write(nb, p)
         m[p.name] = code_hash(p)
+        record_time(p.name, time.time() - t0)
         print(f'executed {p.name} in {time.time()-t0:.0f} s', flush=True)
     MANIFEST.write_text(json.dumps(m, indent=1, sort_keys=True) + '\n')
     subprocess.run(['nbdev-clean'], cwd=root, check=True)
+
+def machine():
+    "This machine, in a few words: CPU, cores, GPU"
+    import os, platform
+    try: import torch; gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'
+    except Exception: gpu = 'no GPU'
+    cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.machine()) if Path('/proc/cpuinfo').exists() else platform.machine()
+    return f'{cpu}, {os.cpu_count()} cores, {gpu}'
+
+def record_time(name, seconds):
+    "Keep how long notebook `name` took to execute, with the date and the machine, in nbs/_timings.json"
+    t = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
+    t[name] = dict(seconds=round(seconds), date=time.strftime('%Y-%m-%d'), machine=machine())
+    TIMINGS.write_text(json.dumps(t, indent=1, sort_keys=True) + '\n')
 
 def _output_file(nb):
     for c in nb['cells']:
