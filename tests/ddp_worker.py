@@ -57,5 +57,6 @@ def main(out, bn):
                       open(Path(out)/'result.json', 'w'))
             torch.save(init, Path(out)/'init_rank0.pt')
         dist.barrier()   # leave together: a rank that tears the process group down while the other still works aborts
+    dist.destroy_process_group()   # Accelerate leaves it open; gloo's threads can abort the interpreter's exit (SIGABRT)
 
 if __name__ == '__main__': main(sys.argv[1], sys.argv[2] == 'bn')

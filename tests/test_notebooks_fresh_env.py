@@ -19,7 +19,7 @@ def lowest_versions():
     import torch, torchvision
     deps = tomllib.loads((root/'pyproject.toml').read_text())['project']
     extra = deps['optional-dependencies']
-    reqs = [Requirement(r) for r in deps['dependencies'] + extra['export'] + extra['cluster']]
+    reqs = [Requirement(r) for r in deps['dependencies'] + extra['export'] + extra['cluster'] + extra['hub']]
     here = {'torch': torch.__version__.split('+')[0], 'torchvision': torchvision.__version__.split('+')[0]}   # the one pair on this disk
     pins = []
     for r in reqs:
@@ -39,16 +39,22 @@ def fresh_kernel(tmp_path_factory):
     py = venv/'bin'/'python'
     t0 = time.time()
     floors = tmp/'floors.txt'; floors.write_text('\n'.join(lowest_versions()) + '\n')
-    r = subprocess.run([str(py), '-m', 'pip', 'install', '-q', f'{src}[export,cluster]', 'ipykernel', '-c', str(floors)],
+    r = subprocess.run([str(py), '-m', 'pip', 'install', '-q', f'{src}[export,cluster,hub]', 'ipykernel', '-c', str(floors)],
                        capture_output=True, text=True)   # the export and many-seeds pages need their extras
     assert r.returncode == 0, r.stderr[-2000:]
     print(f'fresh venv installed in {time.time()-t0:.0f} s')
     out = subprocess.run([str(py), '-m', 'pip', 'list', '--format=freeze'], capture_output=True, text=True).stdout
     assert 'nbdev' not in out and 'pytest' not in out, 'the fresh environment must not have the dev extras'
-    for pin in lowest_versions(): assert pin.lower() in out.lower(), f'{pin} is not what the fresh environment installed'
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+    have = {canonicalize_name(n): Version(v) for n, _, v in (l.partition('==') for l in out.split()) if v}
+    for pin in lowest_versions():   # compared as versions, so `huggingface_hub==0.20` matches `huggingface-hub==0.20.0`
+        name, _, v = pin.partition('==')
+        assert have.get(canonicalize_name(name)) == Version(v), f'{pin} is not what the fresh environment installed'
     kdir = tmp/'jupyter'/'kernels'/'lnbfresh'; kdir.mkdir(parents=True)
     (kdir/'kernel.json').write_text(json.dumps(dict(argv=[str(py), '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
-                                                    display_name='lottery_nb fresh', language='python')))
+                                                    display_name='lottery_nb fresh', language='python',
+                                                    env={'PATH': f"{venv/'bin'}{os.pathsep}{os.environ['PATH']}"})))   # the venv's own `lottery_nb` command first, as in Colab
     mp = pytest.MonkeyPatch(); mp.setenv('JUPYTER_PATH', str(tmp/'jupyter'))   # undone when the module's tests end
     mp.setenv('IN_TEST', '1')   # as nbdev-test sets it: the long tutorials run their smaller settings
     work = tmp/'nbs'; work.mkdir()
@@ -57,7 +63,10 @@ def fresh_kernel(tmp_path_factory):
     mp.undo()
 
 NOTEBOOKS = sorted(p.name for p in (root/'nbs').glob('*.ipynb'))
-DEV_ONLY = {'97_showdoc.ipynb': 'it documents the docs renderer, a module for contributors that imports nbdev (dev extra)'}
+DEV_ONLY = {'97_showdoc.ipynb': 'it documents the docs renderer, a module for contributors that imports nbdev (dev extra)',
+            '96_developing.ipynb': 'it is for contributors, and reads nbs/_timings.json from the repository',
+            '10_tutorial.lottery.ipynb': 'a long page that nbdev-test runs; it needs nothing the other pages do not',
+            '14_ticket_cost.ipynb': 'a long page that nbdev-test runs; it needs nothing the other pages do not'}
 
 @pytest.mark.slow
 @pytest.mark.parametrize('name', NOTEBOOKS)
