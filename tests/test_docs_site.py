@@ -208,6 +208,19 @@ def test_nothing_scrolls_the_page_sideways_and_printed_lines_wrap(site, base, br
         page.close()
     assert not bad, f'(page, px the page scrolls sideways, printed outputs cut) at {width} px: {bad}'
 
+def test_code_fits_at_1280_px(site, base, browser):
+    "At 1280 px no code block of any page (cells and fenced blocks, not their outputs) needs sideways scrolling"
+    page = browser.new_page(viewport={'width': 1280, 'height': 900})
+    bad, n = [], 0
+    for f in sorted(site.glob('*.html')):
+        page.goto(base + f.name)
+        wide = page.evaluate("""[...document.querySelectorAll('div.sourceCode > pre')].filter(p => !p.closest('.cell-output'))
+            .map(p => [p.scrollWidth > p.clientWidth + 1, p.innerText.split('\\n').reduce((a, l) => l.length > a.length ? l : a, '')])""")
+        n += len(wide)
+        bad += [f'{f.stem}: {l[:50]}... ({len(l)})' for w, l in wide if w]
+    page.close()
+    assert n > 200 and not bad, (n, bad)
+
 def test_fastai_names_link_to_fastai_docs(site):
     "`Learner`, `DataLoaders` and the other fastai names link to fastai's own docs, through its nbdev index"
     html = (site/'train.html').read_text() + (site/'data.html').read_text()
