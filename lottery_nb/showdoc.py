@@ -23,7 +23,7 @@ def short_signature(sym, # A function or class
     dm = DocmentText(sym, maxline=maxline, docstring=False)
     name = getattr(sym, '__name__', type(sym).__name__)
     ps = [p for p,_ in dm.params]
-    ret = dm._ret_str[1:].rstrip(':')   # '->int' or ''
+    ret = dm._ret_str[1:].split('#')[0].strip().rstrip(':')   # '->int' or '', without a comment docments gives it
     lines, cur = [], name + '('
     pad = ' ' * len(cur)
     for i, p in enumerate(ps):
