@@ -6,7 +6,7 @@ Docs: https://lottery-nb.github.io/lottery-nb/cli.html.md"""
 
 # %% ../nbs/09_cli.ipynb #c003
 from __future__ import annotations
-import argparse, shutil, sys, time, warnings
+import argparse, os, shutil, sys, time, warnings
 from pathlib import Path
 from .core import BadInput, BadValue, user_message
 
@@ -34,7 +34,13 @@ def _seeds(s):
     a, sep, b = s.partition('-')
     if not (a.isdigit() and (not sep or b.isdigit())):
         raise argparse.ArgumentTypeError(f"{s!r} is not a seed: give seeds >= 0 like 3, or ranges like 0-4")
+    if sep and int(b) < int(a): raise argparse.ArgumentTypeError(f"{s!r} is an empty range: give the low seed first, like {b}-{a}")
     return list(range(int(a), int(b) + 1)) if sep else [int(a)]
+
+class _Shown(list):
+    "A default that `--help` shows as the user would type it"
+    def __init__(self, v, shown): super().__init__(v); self.shown = shown
+    def __str__(self): return self.shown
 
 def _controls(s):
     from lottery_nb.core import lookup
@@ -71,7 +77,8 @@ def get_parser():
     from lottery_nb.data import DATASETS
     from lottery_nb.models import MODELS
     from lottery_nb.controls import CONTROLS
-    p = _Parser(prog='lottery_nb', description='Find winning lottery tickets by iterative magnitude pruning, with controls.',
+    p = _Parser(prog='lottery_nb', description='Find winning lottery tickets by iterative magnitude pruning, with controls. '
+                'Results folders made apart merge with `lottery_nb merge` (see lottery_nb merge --help).',
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--dataset', default='mnist1d', help=f"{', '.join(DATASETS)} (mnist, cifar10 and imagenette are "
                    f"downloaded), an image folder (train/<class>/*, valid/<class>/*) or a .npz file")
@@ -81,19 +88,19 @@ def get_parser():
     p.add_argument('--layer-pct', type=_layer_pct, default=None, metavar='KIND=PCT,...',
                    help="per-layer rates as in the paper, e.g. conv=15,fc=20,out=10 (LeNet: fc=20,out=10); implies --method local")
     p.add_argument('--rewind', default='0', help="rewind point: epochs, or like '2ep' / '500it'")
-    p.add_argument('--seeds', type=_seeds, nargs='+', default=[[0, 1, 2]], metavar='SEED',
+    p.add_argument('--seeds', type=_seeds, nargs='+', default=_Shown([[0, 1, 2]], '0-2'), metavar='SEED',
                    help='the seeds to run: 3, or 0 2 5, or a range 0-4 (the first five); one job per seed: --seeds $SLURM_ARRAY_TASK_ID')
     p.add_argument('--jobs', type=_positive(int), default=1, help='fits run at once, each in its own process')
     p.add_argument('--threads', type=_positive(int), default=None, help="torch threads of each fit; default: torch's own with --jobs 1, else 1")
-    p.add_argument('--controls', type=_controls, default=('reinit', 'random_mask'), help=f"comma-separated: {','.join(CONTROLS)}, or none")
+    p.add_argument('--controls', type=_controls, default=_Shown(['reinit', 'random_mask'], 'reinit,random_mask'), help=f"comma-separated: {','.join(CONTROLS)}, or none")
     p.add_argument('--epochs', type=_positive(int), default=EPOCHS, help='training epochs per round and arm')
     p.add_argument('--valid-pct', type=_pct, default=0.1, help='share of the training set held out for validation (early stopping)')
     p.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto', help='where to train; auto picks the GPU if there is one')
-    p.add_argument('--quick', action='store_true', help=f'a half-minute look: {QUICK_HELP}')
+    p.add_argument('--quick', action='store_true', help=f'a half-minute look: {QUICK_HELP}, unless given')
     p.add_argument('--lr', type=_positive(float), default=3e-3, help='Adam learning rate')
     p.add_argument('--bs', type=_positive(int), default=100, help='batch size')
     p.add_argument('--size', type=_positive(int), default=None, help='resize the images of an image folder to SIZE x SIZE (they must match otherwise)')
-    p.add_argument('--method', choices=list(METHODS), default='global', help='one ranking, or per layer')
+    p.add_argument('--method', choices=list(METHODS), default='global', help='global: one ranking of all the weights; local: each layer ranked on its own')
     p.add_argument('--early-bird', action='store_true', help="stop each ticket's training once the next round's mask has settled (You et al.)")
     p.add_argument('--out', default='lottery_out', help='output folder; the same folder resumes a run')
     p.add_argument('--no-progress', action='store_true', help='hide the progress bar')
@@ -153,8 +160,11 @@ def run(
     from lottery_nb.tickets import read_ticket, write_ticket, write_card
     from lottery_nb.core import atomic_path
     from lottery_nb.results import plot_results, summary_table
-    if args.quick: vars(args).update(QUICK)
-    else: args.seeds = sorted({s for ss in args.seeds for s in ss})
+    from lottery_nb.store import read_results
+    given = getattr(args, 'given', set())   # the options on the command line (main fills it in)
+    if args.quick: vars(args).update({k: v for k, v in QUICK.items() if k not in given})   # what is given wins
+    if args.seeds and isinstance(args.seeds[0], list): args.seeds = sorted({s for ss in args.seeds for s in ss})
+    args.controls = tuple(args.controls)
     rewind = int(args.rewind) if args.rewind.isdigit() else args.rewind
     parse_rewind(rewind, 1)   # a malformed rewind fails here, before any data is built
     if args.rounds < 0: raise BadValue(f"--rounds must be >= 0, got {args.rounds}")
@@ -165,7 +175,7 @@ def run(
     device = None if args.device == 'auto' else torch.device(args.device)
     folder = Path(args.dataset).is_dir()
     if args.size and not folder: raise BadValue(f"--size resizes the images of an image folder; {args.dataset!r} is not one")
-    dls = get_dls(args.dataset, bs=args.bs, seed=0, device=device, valid_pct=args.valid_pct, **({'size': args.size} if folder else {}))
+    dls = get_dls(args.dataset, bs=args.bs, device=device, valid_pct=args.valid_pct, **({'size': args.size} if folder else {}))
     shape = tuple(dls.one_batch()[0].shape[1:])
     learn_fn = _Learn(dls, args.model, shape)
     method, layer_rates = args.method, None
@@ -180,16 +190,22 @@ def run(
     else:
         if args.threads: torch.set_num_threads(args.threads)
         df = find_ticket(learn_fn, **kw)
-    n = len(args.seeds)
+    # The summary, plot and ticket describe the whole folder: every seed whose last round is done, this job's and
+    # others' (a SLURM array's tasks share one folder), so the last job to end leaves the picture of them all.
+    rows = read_results(out)
+    rows = rows[(rows['round'] <= args.rounds) & rows.arm.isin(set(df.arm))]
+    done = [s for s, g in rows.groupby('seed') if set(g[g['round'] == args.rounds].arm) >= set(df.arm)]
+    df = rows[rows.seed.isin(done)].reset_index(drop=True)
+    n = len(done)
     fig = plot_results(df, f"{args.model} on {args.dataset}: {args.rounds} rounds of {args.prune_pct:g}%, {n} seed(s)",
                        fig=Figure(figsize=(17, 4.4)))
-    fig.savefig(out/'results.png', dpi=120)
-    t = read_ticket(out/f'seed{args.seeds[0]}'/f'round{args.rounds}'/'ticket.safetensors')   # the sparsest ticket of the first seed
+    with atomic_path(out/'results.png') as tmp: fig.savefig(tmp, dpi=120, format='png')
+    t = read_ticket(out/f'seed{done[0]}'/f'round{args.rounds}'/'ticket.safetensors')   # the sparsest ticket of the first seed
     write_ticket(out/'ticket'/'ticket.safetensors', learn_fn().model, t['masks'], t['rewind'], t['trained'],
                  **{k: t['meta'][k] for k in ('seed', 'round', 'settings', 'found', 'trained_cost')},
                  build=f'lottery_nb:{args.model}', n_seeds=n, results=_results_at(df, args.rounds), command=args.command)
     write_card(out/'ticket')
-    print(f"\nTest accuracy at early stopping, mean ± std over {n} seed(s):")
+    print(f"\nTest accuracy at early stopping, mean ± std over {n} seed(s) ({', '.join(map(str, done))}):")
     print(summary_table(df).to_string())
     print(f"\nEarly-stopping iteration (lowest validation loss), mean ± std:")
     print(summary_table(df, 'es_iter', '.0f').to_string())
@@ -220,11 +236,15 @@ def main(
     argv = sys.argv[1:] if argv is None else list(argv)
     with warnings.catch_warnings():   # torch's and fastai's import-time notices are not the command's output
         warnings.simplefilter('ignore')
-        job, args = (merge, _merge_parser().parse_args(argv[1:])) if argv[:1] == ['merge'] else (run, get_parser().parse_args(argv))
+        p = _merge_parser() if argv[:1] == ['merge'] else get_parser()
+        job, args = (merge, p.parse_args(argv[1:])) if argv[:1] == ['merge'] else (run, p.parse_args(argv))
         args.command = ' '.join(['lottery_nb', *argv])
+        args.given = {a.dest for o in argv for a in [p._option_string_actions.get(o.split('=')[0])] if a}
         try: return job(args)
         except BadInput as e:   # what the user gave: one line; anything else is a bug, and keeps its traceback
             print(f"lottery_nb: error: {user_message(e)}", file=sys.stderr); return 2
+        except BrokenPipeError:   # `lottery_nb ... | head`: the reader left; nothing more to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno()); return 1
         except KeyboardInterrupt:
             print(f"\nlottery_nb: interrupted; finished rounds are in {args.out}, run the same command to resume", file=sys.stderr)
             return 130

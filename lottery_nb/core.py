@@ -15,11 +15,11 @@ from fastcore.basics import tuplify
 
 # %% auto #0
 __all__ = ['PRUNABLE', 'MASK', 'BadInput', 'BadValue', 'BadType', 'MissingFile', 'Offline', 'MissingExtra', 'user_message',
-           'LayerTypes', 'check_layer_type', 'lookup', 'registry_name', 'check_number', 'check_flag', 'get_ax',
-           'prunable_layers', 'has_mask', 'get_mask', 'mask_views', 'apply_views', 'apply_mask', 'add_mask',
-           'masked_layers', 'add_masks', 'get_masks', 'apply_masks', 'pause_mask_hooks', 'resume_mask_hooks',
-           'remove_masks', 'model_state', 'load_model_state', 'set_masks', 'uninterrupted', 'atomic_path',
-           'unwrap_model', 'sync_from_rank0', 'sparsity', 'sparsity_report', 'print_sparsity']
+           'LayerTypes', 'check_layer_type', 'lookup', 'registry_name', 'UnknownName', 'Registry', 'check_number',
+           'check_flag', 'get_ax', 'prunable_layers', 'has_mask', 'get_mask', 'mask_views', 'apply_views', 'apply_mask',
+           'add_mask', 'masked_layers', 'add_masks', 'get_masks', 'apply_masks', 'pause_mask_hooks',
+           'resume_mask_hooks', 'remove_masks', 'model_state', 'load_model_state', 'set_masks', 'uninterrupted',
+           'atomic_path', 'unwrap_model', 'sync_from_rank0', 'sparsity', 'sparsity_report', 'print_sparsity']
 
 # %% ../nbs/00_core.ipynb #xbad002
 class BadInput(Exception):
@@ -79,6 +79,17 @@ def registry_name(
 )->str|None:
     "The name `obj` is registered under in `registry`, or `None`"
     return next((k for k,v in registry.items() if v is obj), None)
+
+# %% ../nbs/00_core.ipynb #xreg001
+class UnknownName(BadValue, KeyError):
+    "A name missing from a `Registry`: a `KeyError` as a dict's, and a `BadValue` that lists the valid names"
+    def __str__(self): return str(self.args[0]) if self.args else ''
+
+class Registry(dict):
+    "A `{name: object}` dict (`MODELS`, `DATASETS`) whose missing names raise an error that lists the valid ones"
+    def __init__(self, what:str, *args, **kwargs): super().__init__(*args, **kwargs); self.what = what
+    def __missing__(self, name):
+        raise UnknownName(f"unknown {self.what} {name!r}; valid choices are {', '.join(map(repr, self))}")
 
 # %% ../nbs/00_core.ipynb #xcn0002
 def check_number(

@@ -21,7 +21,7 @@ from fastai.optimizer import Adam
 from fastai.data.load import DataLoader
 from fastai.losses import CrossEntropyLossFlat
 from fastai.torch_core import default_device
-from .core import BadValue, BadType, Offline, check_number
+from .core import BadValue, BadType, Offline, check_number, Registry
 
 # %% auto #0
 __all__ = ['OFFLINE', 'DATASETS', 'ClassifDataset', 'TensorDL', 'check_xy', 'tensor_dls', 'hold_out', 'digits', 'digits_dls',
@@ -117,6 +117,9 @@ def _check_valid_pct(valid_pct):
 
 def _split(n, valid_pct, seed):
     _check_valid_pct(valid_pct)
+    if not 0 < int(valid_pct * n) < n:   # RandomSplitter holds out int(valid_pct * n) samples
+        raise BadValue(f"valid_pct={valid_pct:g} of {n} samples holds out {int(valid_pct * n)}: give a share that "
+                       f"leaves at least one sample on each side, at least {1 / n:.2g}")
     with torch.random.fork_rng(devices=[]): return RandomSplitter(valid_pct, seed)(range(n))   # leaves the global seed alone
 
 def hold_out(
@@ -330,8 +333,9 @@ def imagenette_dls(
     return folder_dls(_fetch('Imagenette', URLs.IMAGENETTE_160), bs=bs, seed=seed, device=device, valid_pct=valid_pct, size=size)
 
 # %% ../nbs/05_data.ipynb #x767d259
-DATASETS = {'mnist1d': partial(mnist1d_dls, valid_pct=0.1), 'digits': partial(digits_dls, test_pct=0.2, valid_pct=0.1),
-            'mnist': mnist_dls, 'cifar10': cifar10_dls, 'imagenette': imagenette_dls}   # name -> f(bs=, seed=, device=) -> DataLoaders
+DATASETS = Registry('dataset', {'mnist1d': partial(mnist1d_dls, valid_pct=0.1),
+                                'digits': partial(digits_dls, test_pct=0.2, valid_pct=0.1),
+                                'mnist': mnist_dls, 'cifar10': cifar10_dls, 'imagenette': imagenette_dls})   # name -> f(bs=, seed=, device=) -> DataLoaders
 
 def get_dls(
     dataset:str|Path, # A name in `DATASETS`, an image folder, or a `.npz` file

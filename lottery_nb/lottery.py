@@ -219,6 +219,10 @@ def _learner_facts(learn):
 # %% ../nbs/07c_lottery.ipynb #xlot04
 def _check_args(learn_fn, rounds, prune_pct, rewind, epochs, lr, controls, method, granularity, criteria, layer_rates, early_bird, threads):
     "Every argument of `find_ticket` checked and resolved, before any training: the run's configuration and its settings"
+    from fastai.learner import Learner
+    if not callable(learn_fn) or isinstance(learn_fn, Learner):   # a Learner is callable too (its callbacks' events)
+        raise BadType(f"learn_fn must be a function that builds a fresh Learner, like `lambda: Learner(dls, model)`; got "
+                      f"{type(learn_fn).__name__}: every round and arm trains a new one")
     controls = tuple(registry_name(CONTROLS, lookup(CONTROLS, c, 'control')) for c in tuplify(controls))   # names, even if given as functions
     check_number(rounds, 'rounds', 0, integer=True)
     check_number(prune_pct, 'prune_pct', 0, 100, lo_open=True, hi_open=True, note='percent of the remaining weights')

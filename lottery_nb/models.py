@@ -11,7 +11,7 @@ __all__ = ['MODELS', 'mlp', 'lenet300', 'tv_resnet18', 'conv2', 'conv4', 'conv6'
 import math
 import torch
 from torch import nn
-from .core import BadValue, BadType
+from .core import BadValue, BadType, Registry
 
 def _features(n_in): return n_in if isinstance(n_in, int) else math.prod(n_in)
 
@@ -93,5 +93,5 @@ def resnet20(n_in:tuple=(3, 32, 32), # Shape of one image (any size; the channel
         for i in range(3): layers.append(_Block(c_in, c_out, stride if i == 0 else 1)); c_in = c_out
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, n_out))
 
-MODELS = {'mlp': mlp, 'lenet300': lenet300, 'conv2': conv2, 'conv4': conv4, 'conv6': conv6,
-          'resnet18': tv_resnet18, 'resnet20': resnet20}
+MODELS = Registry('model', {'mlp': mlp, 'lenet300': lenet300, 'conv2': conv2, 'conv4': conv4, 'conv6': conv6,
+                            'resnet18': tv_resnet18, 'resnet20': resnet20})

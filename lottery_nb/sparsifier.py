@@ -99,6 +99,9 @@ class Sparsifier:
                  layer_type:tuple=PRUNABLE, # The layer classes whose weight is pruned
                  prune_output:bool=False, # With `granularity='filter'`, prune the output layer's units too (its classes)
                 ):
+        if not isinstance(model, nn.Module):   # a Learner, a string...: say what it takes before touching anything
+            raise BadType(f"Sparsifier takes a PyTorch model (an nn.Module), got {type(model).__name__}"
+                          + (": pass learn.model" if hasattr(model, 'model') else ''))
         self.granularity,self.method = get_granularity(granularity),get_method(method)
         self.criteria,self.layer_type = get_criteria(criteria),check_layer_type(layer_type)
         self.model,self.built = model,prunable_layers(model, layer_type)   # `built`: what `check_layers` compares with

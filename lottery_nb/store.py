@@ -23,10 +23,23 @@ MAY_CHANGE = ('rounds', 'seeds', 'controls', 'progress', 'executor', 'threads') 
 class RunFolderError(BadValue):
     "A results folder that cannot be used as asked: settings that differ, a seed another job holds, a file that cannot be read"
 
-def _settings_diff(old:dict, new:dict)->list:
-    "One 'name: old in the folder, new now' phrase per setting that differs"
-    return [f"{k}: {old.get(k, 'absent')!r} in the folder, {new.get(k, 'absent')!r} now" for k in sorted(set(old) | set(new), key=str)
-            if old.get(k) != new.get(k)]
+_ABSENT = object()
+
+def _shown(k, v):
+    "A setting's value as the message shows it: early_bird as off / on, the rest as Python writes it"
+    if v is _ABSENT: return 'absent'
+    if k == 'early_bird': return 'off' if v is None else f"on {v}" if v else 'on'
+    return repr(v)
+
+def _settings_diff(old:dict, new:dict, prefix:str='')->list:
+    "One 'name: old in the folder, new now' phrase per setting that differs, nested ones by their path (`learner.data.bs`)"
+    res = []
+    for k in sorted(set(old) | set(new), key=str):
+        a, b = old.get(k, _ABSENT), new.get(k, _ABSENT)
+        if a == b: continue
+        if isinstance(a, dict) and isinstance(b, dict): res += _settings_diff(a, b, f'{prefix}{k}.')
+        else: res.append(f"{prefix}{k}: {_shown(k, a)} in the folder, {_shown(k, b)} now")
+    return res
 
 def _read_json(path):
     "The JSON in `path`, or a `RunFolderError` that names the file and says what to do"
@@ -160,13 +173,14 @@ def merge_runs(
     for r in runs[1:]:
         diff = _settings_diff(base, r.settings())
         if diff: raise RunFolderError(f"{str(r.path)!r} was made with other settings than {str(runs[0].path)!r} ({'; '.join(diff)}); only runs of one setting merge")
-    dest = open_run(out, base)
-    seen = {s: str(dest.path) for s in dest.seeds()}
-    for r in runs:
-        if Path(r.path).resolve() == Path(dest.path).resolve(): continue
+    out = Path(out)
+    seen = {s: str(out) for s in (RunFolder(out).seeds() if out.is_dir() else [])}
+    for r in runs:   # every refusal comes before `out` is made: a refused merge leaves nothing behind
+        if Path(r.path).resolve() == out.resolve(): continue
         for s in r.seeds():
             if s in seen: raise RunFolderError(f"seed {s} is in both {seen[s]!r} and {str(r.path)!r}: merge keeps one copy of a seed; remove one")
             seen[s] = str(r.path)
+    dest = open_run(out, base)
     for r in runs:
         if Path(r.path).resolve() == Path(dest.path).resolve(): continue
         for s in r.seeds():

@@ -245,10 +245,17 @@ def _check_fits(t, model):
             raise BadValue(f"the ticket's mask for layer {n!r} has shape {tuple(m.shape)}, the layer's weight "
                              f"{tuple(getattr(w, 'shape', ()))}")
 
+def _how_found(meta):
+    "The Sparsifier settings a ticket was found with, from its header: granularity, method, and a criteria by name"
+    h = {**meta.get('settings', {}), **meta}   # a Sparsifier's own ticket has them on top, find_ticket's in its settings
+    res = {k: h[k] for k in ('granularity', 'method') if isinstance(h.get(k), str)}
+    if h.get('criteria') in CRITERIA: res['criteria'] = h['criteria']
+    return res
+
 def _load_into(t, model, weights, kwargs):
     load_model_state(model, t[weights])
     set_masks(model, t['masks'])
-    return Sparsifier(model, **kwargs)
+    return Sparsifier(model, **{**_how_found(t['meta']), **kwargs})   # what the ticket says, unless given
 
 WEIGHTS = ('rewind', 'trained')   # which weights `load_ticket` puts on the model
 
@@ -326,12 +333,12 @@ def _hub(what):
     except ImportError: raise MissingExtra(f"{what} needs huggingface_hub: pip install 'lottery-nb[hub] @ git+https://github.com/lottery-nb/lottery-nb'") from None
     return huggingface_hub
 
-def _offline(e, what):
-    "A network failure of the Hub client as one line; other errors as they are"
+def _offline(e, what, instead='load a ticket folder from disk'):
+    "A network failure of the Hub client as one line (saying what to do `instead`); other errors as they are"
     names = {c.__name__ for c in type(e).__mro__}
     if names & {'ConnectError', 'ConnectionError', 'TransportError', 'LocalEntryNotFoundError', 'OfflineModeIsEnabled', 'Timeout', 'TimeoutException'}:
         return Offline(f"{what} needs the Hugging Face Hub, which cannot be reached from here ({type(e).__name__}); "
-                               f"run it where there is a network, or load a ticket folder from disk")
+                               f"run it where there is a network, or {instead}")
     if 'RepositoryNotFoundError' in names: return BadValue(f"{what}: no such repository on the Hub, or it is private and you are not logged in")
     return e
 
@@ -349,7 +356,7 @@ def push_ticket(
         api.create_repo(repo_id, exist_ok=True, private=private)
         api.upload_folder(folder_path=str(folder), repo_id=repo_id, allow_patterns=[TICKET_FILE, 'README.md'],
                           commit_message='lottery_nb ticket')
-    except Exception as e: raise _offline(e, f'push_ticket to {repo_id!r}') from None
+    except Exception as e: raise _offline(e, f'push_ticket to {repo_id!r}', 'share the ticket folder itself') from None
     return f'https://huggingface.co/{repo_id}'
 
 def pull_ticket(
