@@ -125,7 +125,7 @@ def test_the_hub_block_runs_against_a_local_stand_in(cli_run, tmp_path, monkeypa
 
 def recipes():
     "The commands of the CLI page's table of the paper's setups, each in full"
-    text = ''.join(c['source'] for c in json.loads((root/'nbs'/'09_cli.ipynb').read_text())['cells']
+    text = ''.join(''.join(c['source']) for c in json.loads((root/'nbs'/'09_cli.ipynb').read_text())['cells']
                    if c['cell_type'] == 'markdown' and "The paper's setups" in ''.join(c['source']))
     cmds, last = [], None
     for cell in re.findall(r'^\|[^|]*\| `([^`]*)` \|', text, re.M):
