@@ -170,3 +170,28 @@ def test_numbers_quoted_from_the_benchmarks_are_the_benchmarks(nb, cid, numbers)
         assert s in cell, f'{nb} cell {cid} no longer quotes {s}: update BENCH_QUOTES'
         d = len(s.split('.')[1])
         assert any(f'{v:.{d}f}' == s for v in bench), f'{nb} quotes {s}, which bench/README.md does not have'
+
+def cell(nb, cid):
+    "The source of the code cell `cid` of notebook `nb`"
+    return next(''.join(c['source']) for c in json.loads((root/'nbs'/nb).read_text())['cells'] if c.get('id') == cid)
+
+def test_the_default_command_is_the_imp_tutorials_experiment(monkeypatch, tmp_path):
+    "The CLI page says `lottery_nb` runs the IMP tutorial's experiment on the same data: every setting a results folder checks is equal"
+    import lottery_nb.lottery as lot
+    from lottery_nb.cli import main
+    from lottery_nb.lottery import _check_args
+    from lottery_nb.store import _settings_diff
+    ns = {}
+    exec('from fastai.basics import *\nfrom lottery_nb.all import *\n' + cell('10_tutorial.imp.ipynb', 'c005'), ns)   # its data and learner
+    run = cell('10_tutorial.imp.ipynb', 'c007')
+    assert "prune_pct=20, epochs=20, lr=3e-3" in run and "controls=('reinit', 'random_mask'), method='global'" in run, run
+    tut = _check_args(ns['learn_fn'], 8, 20, 0, 20, 3e-3, ('reinit', 'random_mask'), 'global', 'weight', 'large_final', None, None, 1)
+    class Stop(Exception): pass
+    kw = {}
+    def runner(learn_fn, **k): kw.update(k, learn_fn=learn_fn); raise Stop   # what the command would run, not run
+    monkeypatch.setattr(lot, 'find_ticket', runner)
+    with pytest.raises(Stop): main(['--out', str(tmp_path/'out'), '--no-progress'])
+    cli = _check_args(kw['learn_fn'], kw['rounds'], kw['prune_pct'], kw['rewind'], kw['epochs'], kw['lr'], kw['controls'],
+                      kw['method'], 'weight', 'large_final', kw['layer_rates'], kw['early_bird'], 1)
+    assert _settings_diff(tut.settings, cli.settings) == [], _settings_diff(tut.settings, cli.settings)
+    assert kw['seeds'] == [0, 1, 2]
