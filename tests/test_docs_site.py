@@ -24,8 +24,13 @@ def site(tmp_path_factory):
     for tool in ('sudo', 'curl', 'wget'):
         (bin_/tool).write_text(f'#!/bin/sh\necho "$0 $@" >> {tmp}/installers_called\nexit 1\n'); (bin_/tool).chmod(0o755)
     env = {**os.environ, 'PATH': f"{bin_}:{os.environ['PATH']}"}
+    status = lambda: subprocess.run(['git', 'status', '--porcelain', '--untracked-files=all'], cwd=root, capture_output=True, text=True).stdout
+    before = status()
     r = subprocess.run([sys.executable, str(root/'tools'/'docs.py'), '--out', str(out)], cwd=root, capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    # nbdev's build runs every cell that imports something: such a cell must not also do work (train, write files)
+    assert status() == before, f'the docs build changed the repository: {set(status().splitlines()) ^ set(before.splitlines())}'
+
     assert 'Quarto is not installed' not in r.stdout + r.stderr and not (tmp/'installers_called').exists(), 'the docs build tried to install software'
     return out
 
