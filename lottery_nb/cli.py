@@ -37,6 +37,11 @@ def _seeds(s):
     if sep and int(b) < int(a): raise argparse.ArgumentTypeError(f"{s!r} is an empty range: give the low seed first, like {b}-{a}")
     return list(range(int(a), int(b) + 1)) if sep else [int(a)]
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    "Defaults in the help, except where there is none to show"
+    def _get_help_string(self, action):
+        return action.help if action.default in (None, False) else super()._get_help_string(action)
+
 class _Shown(list):
     "A default that `--help` shows as the user would type it"
     def __init__(self, v, shown): super().__init__(v); self.shown = shown
@@ -77,9 +82,9 @@ def get_parser():
     from lottery_nb.data import DATASETS
     from lottery_nb.models import MODELS
     from lottery_nb.controls import CONTROLS
-    p = _Parser(prog='lottery_nb', description='Find winning lottery tickets by iterative magnitude pruning, with controls. '
+    p = _Parser(prog='lottery_nb', formatter_class=_Help, description='Find winning lottery tickets by iterative magnitude pruning, with controls. '
                 'Results folders made apart merge with `lottery_nb merge` (see lottery_nb merge --help).',
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                )
     p.add_argument('--dataset', default='mnist1d', help=f"{', '.join(DATASETS)} (mnist, cifar10 and imagenette are "
                    f"downloaded), an image folder (train/<class>/*, valid/<class>/*) or a .npz file")
     p.add_argument('--model', choices=list(MODELS), default='mlp', help='architecture')
@@ -92,7 +97,7 @@ def get_parser():
                    help='the seeds to run: 3, or 0 2 5, or a range 0-4 (the first five); one job per seed: --seeds $SLURM_ARRAY_TASK_ID')
     p.add_argument('--jobs', type=_positive(int), default=1, help='fits run at once, each in its own process')
     p.add_argument('--threads', type=_positive(int), default=None, help="torch threads of each fit; default: torch's own with --jobs 1, else 1")
-    p.add_argument('--controls', type=_controls, default=_Shown(['reinit', 'random_mask'], 'reinit,random_mask'), help=f"comma-separated: {','.join(CONTROLS)}, or none")
+    p.add_argument('--controls', type=_controls, default=_Shown(['reinit', 'random_mask'], 'reinit,random_mask'), help=f"comma-separated, from: {', '.join(CONTROLS)}; or none")
     p.add_argument('--epochs', type=_positive(int), default=EPOCHS, help='training epochs per round and arm')
     p.add_argument('--valid-pct', type=_pct, default=0.1, help='share of the training set held out for validation (early stopping)')
     p.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto', help='where to train; auto picks the GPU if there is one')
@@ -197,13 +202,14 @@ def run(
     done = [s for s, g in rows.groupby('seed') if set(g[g['round'] == args.rounds].arm) >= set(df.arm)]
     df = rows[rows.seed.isin(done)].reset_index(drop=True)
     n = len(done)
-    fig = plot_results(df, f"{args.model} on {args.dataset}: {args.rounds} rounds of {args.prune_pct:g}%, {n} seed(s)",
+    fig = plot_results(df, f"{args.model} on {args.dataset}: {args.rounds} round{'s' * (args.rounds != 1)} of "
+                           f"{args.prune_pct:g}%, {n} seed{'s' * (n != 1)}",
                        fig=Figure(figsize=(17, 4.4)))
     with atomic_path(out/'results.png') as tmp: fig.savefig(tmp, dpi=120, format='png')
     t = read_ticket(out/f'seed{done[0]}'/f'round{args.rounds}'/'ticket.safetensors')   # the sparsest ticket of the first seed
     write_ticket(out/'ticket'/'ticket.safetensors', learn_fn().model, t['masks'], t['rewind'], t['trained'],
                  **{k: t['meta'][k] for k in ('seed', 'round', 'settings', 'found', 'trained_cost')},
-                 build=f'lottery_nb:{args.model}', n_seeds=n, results=_results_at(df, args.rounds), command=args.command)
+                 build=f'lottery_nb:{args.model}', input_shape=list(shape), n_seeds=n, results=_results_at(df, args.rounds), command=args.command)
     write_card(out/'ticket')
     print(f"\nTest accuracy at early stopping, mean ± std over {n} seed(s) ({', '.join(map(str, done))}):")
     print(summary_table(df).to_string())

@@ -206,12 +206,27 @@ def _digest(*ts):
     for t in ts: h.update(str(tuple(t.shape)).encode()); h.update(t.detach().cpu().float().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
+def _data_digest(dl):
+    "A digest of every sample a loader holds: its tensors, or its items (file names and sizes) in order"
+    import os
+    ds = getattr(dl, 'dataset', None)
+    if hasattr(ds, 'x') and hasattr(ds, 'y'): return _digest(torch.as_tensor(ds.x), torch.as_tensor(ds.y))
+    items = getattr(dl, 'items', None)
+    if items is None: items = getattr(ds, 'items', None)
+    if items is None: return _digest(*dl.one_batch())   # a loader of another kind: its first batch
+    h = hashlib.sha1()
+    for it in items:   # not the files' times: a copy on another machine is the same data, and merges
+        h.update(str(it).encode())
+        if isinstance(it, (str, os.PathLike)) and os.path.isfile(it): h.update(str(os.path.getsize(it)).encode())
+    return h.hexdigest()[:16]
+
 def _learner_facts(learn):
     "What identifies a `Learner` for a results folder: its model (architecture, initial weights), data, optimizer and loss"
     m, dls = learn.model, learn.dls
     size = lambda dl: len(dl.dataset) if hasattr(dl, 'dataset') else None
     return dict(model=type(m).__name__, parameters=sum(p.numel() for p in m.parameters()), init=_digest(*m.state_dict().values()),
-                data=dict(sizes=[size(dl) for dl in dls.loaders], bs=dls.train.bs, valid=_digest(*dls.valid.one_batch())),
+                data=dict(sizes=[size(dl) for dl in dls.loaders], bs=dls.train.bs,
+                          samples=[_data_digest(dl) for dl in dls.loaders]),   # train, valid and test, every sample
                 opt=getattr(learn.opt_func, '__name__', repr(learn.opt_func)), loss=type(learn.loss_func).__name__,
                 device=str(dls.device))
 

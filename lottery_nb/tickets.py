@@ -290,7 +290,8 @@ def model_card(
     "A README for a ticket, in the Hugging Face model-card layout: what it is, how it was found, how well it does, how to load it"
     h, rows = header, []
     build = h['model']['build']
-    rebuild = (f"MODELS[{build.split(':', 1)[1]!r}](...)" if isinstance(build, str) and build.startswith('lottery_nb:')
+    shape = repr(tuple(h['input_shape'])) if h.get('input_shape') else '...'   # the command records its models' input
+    rebuild = (f"MODELS[{build.split(':', 1)[1]!r}]({shape})" if isinstance(build, str) and build.startswith('lottery_nb:')
                else f"torchvision.models.{build.split(':', 1)[1]}(...)" if isinstance(build, str) and build.startswith('torchvision:')
                else f"timm.create_model({build.split(':', 1)[1]!r}, ...)" if isinstance(build, str) and build.startswith('timm:')
                else f"your {h['model']['cls'].rsplit('.', 1)[-1]}(...)")
