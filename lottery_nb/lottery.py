@@ -289,6 +289,7 @@ class _Ticker:
 def _remove_fresh(folder, existed):
     "Undo a results folder this run made and then failed in, before any row: the folder as it was"
     p = Path(folder.path)
+    if any(p.glob('seed*/.lock')): return   # another job works in it (it may have made it with us): leave it whole
     (p/'settings.json').unlink(missing_ok=True)
     for d in sorted(p.rglob('*'), reverse=True):
         if d.is_dir() and not any(d.iterdir()): d.rmdir()

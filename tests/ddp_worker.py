@@ -57,6 +57,8 @@ def main(out, bn):
                       open(Path(out)/'result.json', 'w'))
             torch.save(init, Path(out)/'init_rank0.pt')
         dist.barrier()   # leave together: a rank that tears the process group down while the other still works aborts
-    dist.destroy_process_group()   # Accelerate leaves it open; gloo's threads can abort the interpreter's exit (SIGABRT)
+    (Path(out)/f'done{rank}').write_text('ok')   # this rank finished its work: what follows is torch's teardown
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(0)   # skip the interpreter's teardown, where gloo's threads can abort the exit (SIGABRT)
 
 if __name__ == '__main__': main(sys.argv[1], sys.argv[2] == 'bn')

@@ -13,7 +13,12 @@ def launch(out, bn):
     r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
                         str(here/'ddp_worker.py'), str(out), 'bn' if bn else 'plain'],
                        capture_output=True, text=True, timeout=300, env=env)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    done = all((out/f'done{k}').exists() for k in range(2))
+    # torch's gloo backend can abort a rank at exit, after its work, with "terminate called without an active
+    # exception" (its threads outlive the process group); that alone, once both ranks have finished, is not a failure
+    teardown = 'terminate called without an active exception' in r.stderr and done
+    assert r.returncode == 0 or teardown, r.stdout[-3000:] + r.stderr[-3000:]
+    assert done, 'a rank did not finish its work'
     return json.loads((out/'result.json').read_text())
 
 def test_order_after_distributed_trainer():

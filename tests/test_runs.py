@@ -145,3 +145,18 @@ def test_early_bird_run_resumes_with_the_same_rows_and_costs(tmp_path, one_threa
     same(find_ticket(learn_fn, **kw, out=tmp_path/'run'), ref)
     tk = ref[ref.arm == 'ticket'].sort_values('round')
     assert (tk.find_steps.values[1:] == tk.steps.cumsum().values[:-1]).all()   # a mask costs the searches before it
+
+def test_a_refused_first_job_leaves_the_folder_other_jobs_share(tmp_path, monkeypatch):
+    "Jobs that start a new folder together: the one refused for a held seed must not undo the folder the others run in"
+    import lottery_nb.lottery as lot
+    out, real, held = tmp_path/'run', lot.open_run, []
+    def other_job_first(path, settings):   # another job makes the folder and takes seed 0 just before this one opens it
+        held.append(real(path, settings).lock(0).acquire())
+        return real(path, settings)
+    monkeypatch.setattr(lot, 'open_run', other_job_first)
+    try:
+        with pytest.raises(RunFolderError, match='seed 0 of'):
+            find_ticket(learn_fn, **CONFIG, seeds=[0], out=out, progress=False)
+        assert (out/'settings.json').exists(), 'the refused job removed the settings the other jobs run under'
+    finally:
+        for h in held: h.release()
