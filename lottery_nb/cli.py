@@ -242,8 +242,9 @@ def main(
     argv = sys.argv[1:] if argv is None else list(argv)
     with warnings.catch_warnings():   # torch's and fastai's import-time notices are not the command's output
         warnings.simplefilter('ignore')
-        p = _merge_parser() if argv[:1] == ['merge'] else get_parser()
-        job, args = (merge, p.parse_args(argv[1:])) if argv[:1] == ['merge'] else (run, p.parse_args(argv))
+        merging = argv[:1] == ['merge']
+        p = _merge_parser() if merging else get_parser()
+        job, args = (merge, p.parse_args(argv[1:])) if merging else (run, p.parse_args(argv))
         args.command = ' '.join(['lottery_nb', *argv])
         args.given = {a.dest for o in argv for a in [p._option_string_actions.get(o.split('=')[0])] if a}
         try: return job(args)

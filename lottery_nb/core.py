@@ -63,6 +63,10 @@ def check_layer_type(
     return lt
 
 # %% ../nbs/00_core.ipynb #x2dbb71d
+def _unknown(registry, name, what, also=''):
+    "The message for a `name` that `registry` lacks: it names the bad value and lists the valid ones"
+    return f"unknown {what} {name!r}; valid choices are {', '.join(map(repr, registry))}" + (f", {also}" if also else '')
+
 def lookup(registry:dict, # `{name: object}`
            name, # A name in `registry`, or one of its objects (passed through)
            what:str, # What is looked up, for the error message: 'granularity', 'method', ...
@@ -71,7 +75,7 @@ def lookup(registry:dict, # `{name: object}`
     "The object registered as `name`, or a `ValueError` that names the bad value and lists the valid ones"
     if any(name is o for o in registry.values()): return name
     if isinstance(name, str) and name in registry: return registry[name]
-    raise BadValue(f"unknown {what} {name!r}; valid choices are {', '.join(map(repr, registry))}" + (f", {also}" if also else ''))
+    raise BadValue(_unknown(registry, name, what, also))
 
 def registry_name(
     registry:dict, # `{name: object}`
@@ -89,7 +93,7 @@ class Registry(dict):
     "A `{name: object}` dict (`MODELS`, `DATASETS`) whose missing names raise an error that lists the valid ones"
     def __init__(self, what:str, *args, **kwargs): super().__init__(*args, **kwargs); self.what = what
     def __missing__(self, name):
-        raise UnknownName(f"unknown {self.what} {name!r}; valid choices are {', '.join(map(repr, self))}")
+        raise UnknownName(_unknown(self, name, self.what))
 
 # %% ../nbs/00_core.ipynb #xcn0002
 def check_number(
