@@ -6,10 +6,11 @@ Docs: https://lottery-nb.github.io/lottery-nb/lottery.html.md"""
 
 # %% ../nbs/07c_lottery.ipynb #c003
 from __future__ import annotations
-import hashlib, pickle, time
-from concurrent.futures import Future, ProcessPoolExecutor, wait, FIRST_COMPLETED
+import pickle, signal, threading, time, uuid, warnings
+from collections import Counter
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait, FIRST_COMPLETED
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from types import SimpleNamespace
 import torch, pandas as pd
@@ -24,11 +25,12 @@ from .sparsifier import *
 from .earlybird import EarlyBirdCallback
 from .tickets import write_ticket, read_ticket
 from .train import parse_rewind, RewindPoint, fit_ticket
-from .controls import CONTROLS, ARMS
-from .store import open_run
+from .controls import CONTROLS, ARMS, arm_seed
+from .lease import sigterm_stops, Terminated
+from .store import open_run, learner_facts, legacy_facts, canonical, sort_rows, FORMAT
 
 # %% auto #0
-__all__ = ['round_sparsity', 'Ticket', 'check_seeds', 'find_ticket']
+__all__ = ['round_sparsity', 'TaskFailed', 'check_seeds', 'find_ticket']
 
 # %% ../nbs/07c_lottery.ipynb #c010
 def round_sparsity(
@@ -48,12 +50,14 @@ def _pct_remaining(masks):
     if not masks: return 100.
     return 100 * sum(int(m.sum()) for m in masks.values()) / sum(m.numel() for m in masks.values())
 
-def _next_masks(model, masks, rewind, cfg, r):
-    "Round `r`'s masks: the trained `model` under `masks` (none for the dense one) pruned to round `r`'s sparsity, monotone"
+def _next_masks(model, masks, rewind, cfg, s, r):
+    "Round `r`'s masks for seed `s`: the trained `model` under `masks` (none for the dense one) pruned to round `r`'s sparsity"
     if masks: set_masks(model, masks)
     sp = Sparsifier(model, cfg.granularity, cfg.method, cfg.criteria)
     sp.rewind_state = rewind   # criteria such as `magnitude_increase` compare with the rewind weights
-    return sp.proposed_masks(round_sparsity(r, cfg.prune_pct, cfg.layer_rates, cfg.layers))
+    with torch.random.fork_rng(devices=[]):   # `random` scores draw from (seed, round), not from the generator's state
+        torch.manual_seed(arm_seed(s, r, 'prune'))
+        return sp.proposed_masks(round_sparsity(r, cfg.prune_pct, cfg.layer_rates, cfg.layers))
 
 def _early_bird(cfg, r):
     "The `EarlyBirdCallback` of round `r`, if asked for: it stops the fit once round `r+1`'s mask has settled"
@@ -62,14 +66,13 @@ def _early_bird(cfg, r):
                               method=cfg.method, criteria=cfg.criteria, prune=False, **cfg.early_bird)]
 
 def _row(cfg, s, r, arm, masks, res, found):
-    "One result row: where it is (round, sparsity, arm, seed), what the fit gave, and what finding its mask cost"
+    "One result row: where it is (round, sparsity, arm, seed), what the fit gave, what finding its mask cost, and who wrote it"
     return dict(round=r, pct_remaining=_pct_remaining(masks), arm=arm, seed=s, **res,
-                find_steps=found['steps'], find_seconds=found['seconds'])
-
+                find_steps=found['steps'], find_seconds=found['seconds'], lottery_nb=lottery_nb.__version__)
 
 # %% ../nbs/07c_lottery.ipynb #xlot01
 @dataclass
-class Ticket:
+class _Ticket:
     "A round's ticket, as the runner passes it between tasks: masks, rewind weights, and what finding it cost"
     masks:dict|None # `{layer: bool mask}`; `None` for the dense network of round 0
     rewind:dict|None # The rewind weights (`model_state`), dense; `None` before round 0 has trained
@@ -90,8 +93,8 @@ def _ticket_task(learn_fn, cfg, s, r, t, folder):
         rewind = t.rewind
     row = _row(cfg, s, r, 'ticket', t.masks, res, t.found)
     trained = model_state(learn.model)
-    nxt = Ticket(_next_masks(learn.model, t.masks, rewind, cfg, r+1), rewind,
-                 dict(steps=t.found['steps'] + res['steps'], seconds=t.found['seconds'] + res['seconds']))
+    nxt = _Ticket(_next_masks(learn.model, t.masks, rewind, cfg, s, r+1), rewind,
+                  dict(steps=t.found['steps'] + res['steps'], seconds=t.found['seconds'] + res['seconds']))
     if folder is not None:   # the ticket first, then its row: a row on disk means its round is whole
         masks = t.masks or {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in prunable_layers(learn.model).items()}
         write_ticket(folder.ticket_file(s, r), learn.model, masks, rewind, trained, seed=s, round=r, settings=cfg.settings,
@@ -106,81 +109,154 @@ def _control_task(learn_fn, cfg, s, r, arm, t, folder):
     if folder is not None: folder.write_row(row)
     return row
 
-def _saved_ticket(learn_fn, cfg, folder, s, r):
-    "Round `r`'s ticket of seed `s`, from the folder: round `r-1`'s saved training, pruned again as the run pruned it"
+def _ticket_from_disk(learn_fn, cfg, folder, s, r):
+    "Round `r`'s ticket of seed `s` from the folder: the masks its own file holds, or round `r-1`'s training pruned as the run prunes"
+    if folder.has_ticket(s, r):   # what it trained with, exactly; no pruning redone
+        t = read_ticket(folder.ticket_file(s, r))
+        return _Ticket(t['masks'], t['rewind'], dict(t['meta']['found']))
     prev = read_ticket(folder.ticket_file(s, r-1))
     set_seed(s); model = learn_fn().model
     load_model_state(model, prev['trained'])
     masks = prev['masks'] if r > 1 else None   # round 0 trained the dense network
     h = prev['meta']
     found = dict(steps=h['found']['steps'] + h['trained_cost']['steps'], seconds=h['found']['seconds'] + h['trained_cost']['seconds'])
-    return Ticket(_next_masks(model, masks, prev['rewind'], cfg, r), prev['rewind'], found)
-
+    return _Ticket(_next_masks(model, masks, prev['rewind'], cfg, s, r), prev['rewind'], found)
 
 # %% ../nbs/07c_lottery.ipynb #xlot02
 class _Inline:
     "An executor that runs each task when it is submitted, in this process: the serial default"
     def submit(self, fn, *args, **kwargs):
-        f = Future(); f.set_result(fn(*args, **kwargs)); return f
+        f = Future()
+        try: f.set_result(fn(*args, **kwargs))
+        except Exception as e: f.set_exception(e)   # retried like a task that failed elsewhere; Ctrl-C and SIGTERM go up
+        return f
 
 def _pack(x):
-    "`x` with each `Ticket`'s tensors as safetensors bytes, so that only plain bytes cross between processes"
+    "`x` with each `_Ticket`'s tensors as safetensors bytes, so that only plain bytes cross between processes"
     # torch's own pickling of tensors shares them through file descriptors, which can hang a process pool
     from safetensors.torch import save
-    if isinstance(x, Ticket): return Ticket(*(save(d) if d else d for d in (x.masks, x.rewind)), x.found)
+    if isinstance(x, _Ticket): return _Ticket(*(save(d) if d else d for d in (x.masks, x.rewind)), x.found)
     return tuple(_pack(o) for o in x) if isinstance(x, tuple) else x
 
 def _unpack(x):
     from safetensors.torch import load
-    if isinstance(x, Ticket): return Ticket(*(load(d) if d else d for d in (x.masks, x.rewind)), x.found)
+    if isinstance(x, _Ticket): return _Ticket(*(load(d) if d else d for d in (x.masks, x.rewind)), x.found)
     return tuple(_unpack(o) for o in x) if isinstance(x, tuple) else x
 
-def _in_worker(threads, fn, *args):
-    "Run `fn(*args)` with `threads` torch threads (`None`: here, as they are), as a task in an executor's process"
-    if threads is None: return fn(*args)
+_SHIPPED = {}   # token -> learn_fn: what this process holds of a caller's learner and data (a forked worker inherits it)
+
+class _Missing(Exception):
+    "A worker that does not hold the learner function of this token yet: send it once"
+
+def _in_worker(threads, ref, fn, *args):
+    "Run `fn(learn_fn, *args)` in an executor's worker, with `threads` torch threads; `ref` is `(token, pickled learn_fn or None)`"
+    token, payload = ref
+    learn_fn = _SHIPPED.get(token)
+    if learn_fn is None:
+        if payload is None: raise _Missing(token)
+        while len(_SHIPPED) >= 2: _SHIPPED.pop(next(iter(_SHIPPED)))   # a worker keeps the data of the latest runs only
+        learn_fn = _SHIPPED[token] = pickle.loads(payload)
+    if threading.current_thread() is threading.main_thread(): signal.signal(signal.SIGTERM, signal.SIG_DFL)   # a time limit ends it
     old = torch.get_num_threads(); torch.set_num_threads(threads)
-    try: return _pack(fn(*_unpack(args)))
+    try: return _pack(fn(learn_fn, *_unpack(args)))
     finally: torch.set_num_threads(old)
 
+def _is_dask(ex): return type(ex).__module__.split('.')[0] == 'distributed'
+
+class _Tasks:
+    "Tasks on an executor: the learner (and its data) sent to each worker once, tickets as bytes, `threads` torch threads each"
+    def __init__(self, executor, learn_fn, threads):
+        self.ex, self.learn_fn, self.threads, self.payload = executor or _Inline(), learn_fn, threads, None
+        self.inline, self.token = executor is None, uuid.uuid4().hex
+        # a process pool's or Dask's workers live on: each asks for the learner once. Other executors (submitit) start
+        # a process per task, which gets it with the task
+        self.lazy = isinstance(executor, ProcessPoolExecutor) or _is_dask(executor)
+        if not self.inline: _SHIPPED[self.token] = learn_fn   # a worker forked from here on has it already
+        self.sent = 0   # tasks submitted
+    def _payload(self):
+        if self.payload is None:
+            try: self.payload = pickle.dumps(self.learn_fn)
+            except Exception:
+                import cloudpickle; self.payload = cloudpickle.dumps(self.learn_fn)   # Dask's own pickler takes lambdas
+        return self.payload
+    def submit(self, fn, *args, ship=False):
+        self.sent += 1
+        if self.inline: return self.ex.submit(fn, self.learn_fn, *args)
+        ref = (self.token, self._payload() if ship or not self.lazy else None)
+        return self.ex.submit(_in_worker, self.threads, ref, fn, *_pack(args))
+    def result(self, f): return f.result() if self.inline else _unpack(f.result())
+    def stop(self, pending, hard):
+        "Cancel the tasks not started; kill (Ctrl-C, SIGTERM) or wait for (a failed task) the running ones"
+        for f in pending: f.cancel()
+        if hard:   # a process pool's workers can be ended; a Dask task that runs cannot be, and its row is written whole
+            for p in list((getattr(self.ex, '_processes', None) or {}).values()): p.kill()
+            if hasattr(self.ex, 'shutdown'): self.ex.shutdown(wait=True, cancel_futures=True)
+            return
+        left = [f for f in pending if not f.done()]
+        if left: warnings.warn(f"waiting for {len(left)} running task(s) to end before giving back the seeds", stacklevel=3)
+        while any(not f.done() for f in left): time.sleep(0.2)
+
 def _first_done(pending):
-    "Pop the first of `pending` (futures, in order) that is done, waiting for one if none is"
+    "Pop the first of `pending` (futures, in order, with their keys) that is done, waiting for one if none is"
     while True:
-        for i, (f, key) in enumerate(pending):
-            if f.done(): del pending[i]; return f, key
-        fs = [f for f, _ in pending]
+        for i, p in enumerate(pending):
+            if p[0].done(): del pending[i]; return p
+        fs = [p[0] for p in pending]
         if all(isinstance(f, Future) for f in fs): wait(fs, return_when=FIRST_COMPLETED)
         else: time.sleep(0.2)   # futures-like objects (submitit's jobs) are polled
 
+def _check_executor(executor):
+    "Refuse an executor that runs tasks in threads: fits in threads share torch's global seed and the loaders' generator"
+    why = None
+    if isinstance(executor, ThreadPoolExecutor): why = 'a ThreadPoolExecutor runs them in threads of one process'
+    client = executor if _is_dask(executor) and hasattr(executor, 'nthreads') else getattr(executor, '_client', None)
+    if why is None and client is not None and _is_dask(client):
+        many = {a: n for a, n in client.nthreads().items() if n > 1 or a.startswith('inproc')}
+        if many: why = f"Dask workers {sorted(many)} run several tasks at once in threads of one process ({many})"
+    if why: raise BadValue(f"executor: {why}, where fits share torch's global seed and the data loaders' generator, so the rows "
+                           f"would not be those of the seeds. Use a ProcessPoolExecutor, Dask with threads_per_worker=1 "
+                           f"and processes=True, submitit, or no executor")
 
 # %% ../nbs/07c_lottery.ipynb #xlot03
-def _run(learn_fn, cfg, seeds, folder, executor, tick):
-    "Every missing arm of every round of `seeds`, as tasks on `executor`, each submitted once its ticket is known; the rows"
-    ex, threads = (_Inline(), None) if executor is None else (executor, cfg.threads)
-    rows, pending = {}, []
-    def submit(key, fn, *args): pending.append((ex.submit(_in_worker, threads, fn, learn_fn, cfg, *(args if executor is None else _pack(args)), folder), key))
-    def ticket_known(s, r, t):   # submit round r's missing arms
-        for a in cfg.controls if r else ():
-            if folder is not None and folder.has_row(s, r, a): continue
-            submit((s, r, a), _control_task, s, r, a, t)
-        if not (folder is not None and folder.has_row(s, r, 'ticket')): submit((s, r, 'ticket'), _ticket_task, s, r, t)
-    for s in seeds:
-        done = [folder is not None and folder.has_row(s, r, 'ticket') for r in range(cfg.rounds + 1)]
-        r0 = done.index(False) if False in done else cfg.rounds + 1   # the first round whose ticket is not trained yet
-        for r in range(0, min(r0, cfg.rounds) + 1):   # the rounds whose ticket is known now: on disk, or round 0
-            missing = [a for a in (cfg.controls if r else ()) if not folder.has_row(s, r, a)] if folder is not None else list(cfg.controls if r else ())
-            if r == r0 or missing: ticket_known(s, r, Ticket(None, None, dict(steps=0, seconds=0.)) if r == 0 else _saved_ticket(learn_fn, cfg, folder, s, r))
-    while pending:
-        f, (s, r, a) = _first_done(pending)
-        try: res = f.result() if executor is None else _unpack(f.result())
-        except BaseException:
-            for g, _ in pending: g.cancel()
-            raise
-        row, nxt = res if a == 'ticket' else (res, None)
-        rows[s, r, a] = row
-        tick(f"seed {s} round {r} ({row['pct_remaining']:.1f}% left) {a}: acc {row['final_acc']:.3f}")
-        if nxt is not None and r < cfg.rounds: ticket_known(s, r + 1, nxt)
-    return rows
+class TaskFailed(RuntimeError):
+    "A fit that failed on every try: its seed, round, arm and last error"
 
+def _run(learn_fn, cfg, seeds, folder, executor, tick, tasks=None):
+    "Every missing arm of every round of `seeds`, as tasks on `executor`, each submitted once its ticket is known; the rows"
+    tasks = tasks or _Tasks(executor, learn_fn, cfg.threads)
+    rows, pending, tries = {}, [], Counter()
+    def submit(key, fn, *args, ship=False): pending.append((tasks.submit(fn, cfg, *args, folder, ship=ship), key, (fn, args)))
+    has = lambda s, r, a: folder is not None and folder.has_row(s, r, a)
+    def advance(s, r, t):   # round r onward, from round r's ticket t (None: from the folder), up to the first ticket to train
+        for r in range(r, cfg.rounds + 1):
+            if t is None: t = _ticket_from_disk(learn_fn, cfg, folder, s, r)
+            for a in cfg.controls if r else ():
+                if not has(s, r, a): submit((s, r, a), _control_task, s, r, a, t)
+            if not (folder is not None and folder.round_done(s, r)):   # whatever gap a deleted or partial round left
+                submit((s, r, 'ticket'), _ticket_task, s, r, t); return
+            t = None
+    try:
+        for s in seeds: advance(s, 0, _Ticket(None, None, dict(steps=0, seconds=0.)))
+        while pending:
+            f, (s, r, a), task = _first_done(pending)
+            try: res = tasks.result(f)
+            except _Missing: submit((s, r, a), task[0], *task[1], ship=True); continue   # a worker that needs the data once
+            except Exception as e:
+                tries[s, r, a] += 1
+                msg = f"seed {s} round {r} {a}, try {tries[s, r, a]} of {cfg.retries + 1}: {type(e).__name__}: {e}"
+                if folder is not None: folder.log_failure(msg)
+                if tries[s, r, a] > cfg.retries:
+                    raise TaskFailed(msg + (f"; see {str(Path(folder.path)/'failures.log')!r}" if folder is not None else '')) from e
+                warnings.warn(f"{msg}; trying again", stacklevel=2)
+                submit((s, r, a), task[0], *task[1]); continue
+            row, nxt = res if a == 'ticket' else (res, None)
+            rows[s, r, a] = row
+            tick(f"seed {s} round {r} ({row['pct_remaining']:.1f}% left) {a}: acc {row['final_acc']:.3f}")
+            if nxt is not None and r < cfg.rounds: advance(s, r + 1, nxt)
+    except BaseException as e:   # nothing this run started may write once the seeds are given back
+        tasks.stop([p[0] for p in pending], hard=isinstance(e, KeyboardInterrupt))
+        raise
+    return rows
 
 # %% ../nbs/07c_lottery.ipynb #c024
 def _check_rates(layer_rates, prune_pct):
@@ -201,76 +277,67 @@ def check_seeds(
     if len(set(seeds)) < len(seeds): raise BadValue(f"seeds must be distinct, got {seeds}: a seed run twice gives the same rows twice")
     return [int(s) for s in seeds]
 
-def _digest(*ts):
-    h = hashlib.sha1()
-    for t in ts: h.update(str(tuple(t.shape)).encode()); h.update(t.detach().cpu().float().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-def _data_digest(dl):
-    "A digest of every sample a loader holds: its tensors, or its items (file names and sizes) in order"
-    import os
-    ds = getattr(dl, 'dataset', None)
-    if hasattr(ds, 'x') and hasattr(ds, 'y'): return _digest(torch.as_tensor(ds.x), torch.as_tensor(ds.y))
-    items = getattr(dl, 'items', None)
-    if items is None: items = getattr(ds, 'items', None)
-    if items is None: return _digest(*dl.one_batch())   # a loader of another kind: its first batch
-    h = hashlib.sha1()
-    for it in items:   # not the files' times: a copy on another machine is the same data, and merges
-        h.update(str(it).encode())
-        if isinstance(it, (str, os.PathLike)) and os.path.isfile(it): h.update(str(os.path.getsize(it)).encode())
-    return h.hexdigest()[:16]
-
-def _learner_facts(learn):
-    "What identifies a `Learner` for a results folder: its model (architecture, initial weights), data, optimizer and loss"
-    m, dls = learn.model, learn.dls
-    size = lambda dl: len(dl.dataset) if hasattr(dl, 'dataset') else None
-    return dict(model=type(m).__name__, parameters=sum(p.numel() for p in m.parameters()), init=_digest(*m.state_dict().values()),
-                data=dict(sizes=[size(dl) for dl in dls.loaders], bs=dls.train.bs,
-                          samples=[_data_digest(dl) for dl in dls.loaders]),   # train, valid and test, every sample
-                opt=getattr(learn.opt_func, '__name__', repr(learn.opt_func)), loss=type(learn.loss_func).__name__,
-                device=str(dls.device))
-
-
 # %% ../nbs/07c_lottery.ipynb #xlot04
-def _check_args(learn_fn, rounds, prune_pct, rewind, epochs, lr, controls, method, granularity, criteria, layer_rates, early_bird, threads):
-    "Every argument of `find_ticket` checked and resolved, before any training: the run's configuration and its settings"
+@dataclass(frozen=True)
+class _Args:
+    "What `find_ticket` is asked to run, as given: `_configure` checks and resolves it"
+    rounds:int=8; prune_pct:float=20; rewind:object=0; epochs:int=10; lr:float=1e-3
+    controls:object=('reinit', 'random_mask'); method:object='global'; granularity:object='weight'; criteria:object=large_final
+    layer_rates:dict|None=None; early_bird:object=False; threads:int=1; retries:int=0
+
+def _early_bird_arg(early_bird):
+    if early_bird is True: return {}
+    if early_bird is False or early_bird is None: return None
+    if not isinstance(early_bird, dict) or set(early_bird) - {'eps', 'patience'}:
+        raise BadValue(f"early_bird must be True, False, or a dict of EarlyBirdCallback's 'eps' and 'patience', got {early_bird!r}")
+    EarlyBirdCallback(sparsity=20, **early_bird)   # checks eps and patience now
+    return early_bird
+
+def _configure(
+    learn_fn, # () -> a fresh `Learner`
+    a:_Args, # The run's arguments
+    folder:bool=False, # Whether the run writes a results folder (its settings must then name every function)
+)->SimpleNamespace:
+    "Every argument checked and resolved before any training: the run's configuration, its settings, and format 1's view of them"
     from fastai.learner import Learner
     if not callable(learn_fn) or isinstance(learn_fn, Learner):   # a Learner is callable too (its callbacks' events)
         raise BadType(f"learn_fn must be a function that builds a fresh Learner, like `lambda: Learner(dls, model)`; got "
                       f"{type(learn_fn).__name__}: every round and arm trains a new one")
-    controls = tuple(registry_name(CONTROLS, lookup(CONTROLS, c, 'control')) for c in tuplify(controls))   # names, even if given as functions
-    check_number(rounds, 'rounds', 0, integer=True)
-    check_number(prune_pct, 'prune_pct', 0, 100, lo_open=True, hi_open=True, note='percent of the remaining weights')
-    check_number(epochs, 'epochs', 1, integer=True)
-    check_number(lr, 'lr', 0, lo_open=True, note='the learning rate')
-    check_number(threads, 'threads', 1, integer=True, note='torch threads per task')
-    method, granularity, criteria = get_method(method), get_granularity(granularity), get_criteria(criteria)
-    if layer_rates and method is not local: raise BadValue("layer_rates need method='local'")
-    if layer_rates: _check_rates(layer_rates, prune_pct)
-    if early_bird is True: early_bird = {}
-    elif early_bird is False or early_bird is None: early_bird = None
-    elif not isinstance(early_bird, dict) or set(early_bird) - {'eps', 'patience'}:
-        raise BadValue(f"early_bird must be True, False, or a dict of EarlyBirdCallback's 'eps' and 'patience', got {early_bird!r}")
-    if early_bird is not None:
-        EarlyBirdCallback(sparsity=prune_pct, **early_bird)   # checks eps and patience now
-        if 'retrain' not in controls: controls = ('retrain', *controls)   # the ticket's own fit stops early: this one is its worth
+    controls = tuple(registry_name(CONTROLS, lookup(CONTROLS, c, 'control')) for c in tuplify(a.controls))   # names, even if given as functions
+    check_number(a.rounds, 'rounds', 0, integer=True)
+    check_number(a.prune_pct, 'prune_pct', 0, 100, lo_open=True, hi_open=True, note='percent of the remaining weights')
+    check_number(a.epochs, 'epochs', 1, integer=True)
+    check_number(a.lr, 'lr', 0, lo_open=True, note='the learning rate')
+    check_number(a.threads, 'threads', 1, integer=True, note='torch threads per task')
+    check_number(a.retries, 'retries', 0, integer=True, note='tries after the first, per task')
+    method, granularity, criteria = get_method(a.method), get_granularity(a.granularity), get_criteria(a.criteria)
+    if a.layer_rates and method is not local: raise BadValue("layer_rates need method='local'")
+    if a.layer_rates: _check_rates(a.layer_rates, a.prune_pct)
+    early_bird = _early_bird_arg(a.early_bird)
+    if early_bird is not None and 'retrain' not in controls: controls = ('retrain', *controls)   # the ticket's own fit stops early: this one is its worth
     set_seed(0); probe = learn_fn()
     layers, n_batches = list(prunable_layers(probe.model)), len(probe.dls.train)
-    if layer_rates and set(layer_rates) - set(layers):
-        raise BadValue(f"layer_rates names unknown layers {sorted(set(layer_rates) - set(layers))}; the layers are {layers}")
-    rewind_it = parse_rewind(rewind, n_batches)
-    if rewind_it >= epochs * n_batches:
-        raise BadValue(f"rewind={rewind!r} ({rewind_it} iterations) is past the end of a round's training "
-                         f"({epochs} epochs of {n_batches} batches)")
-    crit = registry_name(CRITERIA, criteria) or getattr(criteria, '__name__', repr(criteria))
-    settings = dict(lottery_nb=lottery_nb.__version__, prune_pct=prune_pct, rewind=str(rewind), epochs=epochs, lr=lr,
-                    method=method.__name__.strip('_'), granularity=granularity.name, criteria=crit, layer_rates=layer_rates,
-                    early_bird=early_bird, learner=_learner_facts(probe))
-    return SimpleNamespace(rounds=rounds, prune_pct=prune_pct, rewind=rewind, rewind_it=rewind_it, epochs=epochs, lr=lr,   # names: it pickles to workers
-                           controls=controls, method=settings['method'], granularity=granularity.name,
-                           criteria=crit if crit in CRITERIA else criteria, threads=threads,
-                           layer_rates=layer_rates, layers=layers, early_bird=early_bird, settings=settings)
-
+    if a.layer_rates and set(a.layer_rates) - set(layers):
+        raise BadValue(f"layer_rates names unknown layers {sorted(set(a.layer_rates) - set(layers))}; the layers are {layers}")
+    rewind_it = parse_rewind(a.rewind, n_batches)
+    if rewind_it >= a.epochs * n_batches:
+        raise BadValue(f"rewind={a.rewind!r} ({rewind_it} iterations) is past the end of a round's training "
+                         f"({a.epochs} epochs of {n_batches} batches)")
+    named = registry_name(CRITERIA, criteria)
+    crit = named or (canonical(criteria, 'criteria') if folder else getattr(criteria, '__name__', repr(criteria)))
+    run = dict(prune_pct=a.prune_pct, epochs=a.epochs, lr=a.lr, method=method.__name__.strip('_'), granularity=granularity.name,
+               layer_rates=a.layer_rates, early_bird=early_bird)
+    try: facts = learner_facts(probe)
+    except BadValue:
+        if folder: raise
+        facts = None   # only a results folder needs every function named
+    settings = dict(format=FORMAT, rewind=rewind_it, criteria=crit, **run, learner=facts)
+    legacy = dict(lottery_nb=lottery_nb.__version__, rewind=str(a.rewind), criteria=named or getattr(criteria, '__name__', repr(criteria)),
+                  **run, learner=legacy_facts(probe)) if folder else None
+    return SimpleNamespace(rounds=a.rounds, prune_pct=a.prune_pct, rewind=a.rewind, rewind_it=rewind_it, epochs=a.epochs, lr=a.lr,
+                           controls=controls, method=run['method'], granularity=granularity.name,   # names: it pickles to workers
+                           criteria=crit if crit in CRITERIA else criteria, threads=a.threads, retries=a.retries,
+                           layer_rates=a.layer_rates, layers=layers, early_bird=early_bird, settings=settings, legacy=legacy)
 
 # %% ../nbs/07c_lottery.ipynb #xlot05
 class _Ticker:
@@ -286,14 +353,14 @@ class _Ticker:
         if self.pb is not None:
             for _ in self.it: pass   # fastprogress draws its last step when the iterator ends
 
-def _remove_fresh(folder, existed):
-    "Undo a results folder this run made and then failed in, before any row: the folder as it was"
-    p = Path(folder.path)
-    if any(p.glob('seed*/.lock')): return   # another job works in it (it may have made it with us): leave it whole
-    (p/'settings.json').unlink(missing_ok=True)
-    for d in sorted(p.rglob('*'), reverse=True):
-        if d.is_dir() and not any(d.iterdir()): d.rmdir()
-    if not existed and p.exists() and not any(p.iterdir()): p.rmdir()
+def _returned(folder, rows, seeds, rounds, arms):
+    "The run's rows: the folder's, and any a task returned that the folder does not show (a worker that wrote elsewhere)"
+    df = folder.rows() if folder is not None else pd.DataFrame()
+    have = set(zip(df.seed, df['round'], df.arm)) if len(df) else set()
+    extra = [row for k, row in rows.items() if k not in have]
+    if extra: df = sort_rows(pd.concat([df, pd.DataFrame(extra)], ignore_index=True)) if len(df) else sort_rows(pd.DataFrame(extra))
+    if not len(df): return df
+    return df[df.seed.isin(seeds) & (df['round'] <= rounds) & df.arm.isin(arms)].reset_index(drop=True)
 
 def find_ticket(
     learn_fn, # () -> a fresh `Learner` with a metric; seeded by the runner
@@ -311,35 +378,43 @@ def find_ticket(
     out:str|Path|None=None, # Results folder: a row file per round, arm and seed, a ticket per round; the same folder resumes
     progress:bool=True, # Show a progress bar with the latest accuracy
     early_bird:bool|dict=False, # Stop each ticket's training once the next round's mask has settled (You et al.); a dict sets `eps`, `patience`
-    executor=None, # Where the fits run: `None` here, one after another; or an executor (`ProcessPoolExecutor`, Dask's, ...)
+    executor=None, # Where the fits run: `None` here, one after another; or an executor of processes (`ProcessPoolExecutor`, Dask's, submitit's)
     threads:int=1, # Torch threads of each fit run on `executor`
+    retries:int=0, # Tries after the first for a fit that fails (a lost worker, out of memory, a preemption); each failure goes to `failures.log`
 )->pd.DataFrame:
     "Iterative magnitude pruning with rewinding, controls and seeds; returns one row per round, arm and seed"
-    cfg = _check_args(learn_fn, rounds, prune_pct, rewind, epochs, lr, controls, method, granularity, criteria, layer_rates, early_bird, threads)
+    given = locals()
+    cfg = _configure(learn_fn, _Args(**{f.name: given[f.name] for f in fields(_Args)}), folder=out is not None)
     seeds = check_seeds(seeds)
+    _check_executor(executor)
     if isinstance(executor, ProcessPoolExecutor):
         try: pickle.dumps(learn_fn)
         except Exception as e:
             raise BadValue(f"learn_fn must be picklable to run in other processes ({type(e).__name__}: {e}): define it at the top "
                              f"level of a module or notebook, not as a lambda or inside a function (Dask's executor also takes those)") from None
     check_flag(progress, 'progress')
-    existed, fresh = out is not None and Path(out).exists(), out is not None and not (Path(out)/'settings.json').exists()
-    folder = open_run(out, cfg.settings) if out is not None else None
+    out = None if out is None else Path(out).absolute()   # the caller's folder, whatever a worker's working directory is
+    existed, fresh = out is not None and out.exists(), out is not None and not (out/'settings.json').exists()
+    folder = open_run(out, cfg.settings, legacy=lambda: cfg.legacy) if out is not None else None
+    arms = ('ticket', *cfg.controls)
     tick = _Ticker(len(seeds) * (1 + rounds * (1 + len(cfg.controls))), progress)
+    tasks = _Tasks(executor, learn_fn, threads)
     with ExitStack() as stack:
+        stack.enter_context(sigterm_stops())   # a time limit's SIGTERM stops the run as Ctrl-C does, and gives the seeds back
         try:
             if folder is not None:
-                for s in seeds: stack.enter_context(folder.lock(s))
+                leases = [stack.enter_context(folder.lock(s)) for s in seeds]
                 for _ in range(sum(folder.has_row(s, r, a) for s in seeds for r in range(rounds + 1) for a in ('ticket', *(cfg.controls if r else ())))): tick()
-            rows = _run(learn_fn, cfg, seeds, folder, executor, tick)
-        except BaseException:
-            if fresh and not folder.has_work(): stack.close(); _remove_fresh(folder, existed)   # a failed first run leaves no folder behind
-            elif folder is not None: folder.write_summary()   # what is finished, even after Ctrl-C
+            rows = _run(learn_fn, cfg, seeds, folder, executor, tick, tasks)
+        except BaseException:   # every task has ended (or been ended) here: nothing writes into the folder any more
+            if folder is not None:
+                if fresh and not tasks.sent: stack.close(); folder.undo_new(existed)   # a run refused before any fit leaves no folder
+                elif folder.has_work(): folder.write_summary()   # what is finished, even after Ctrl-C or SIGTERM
             raise
         tick.close()
-        if folder is None: return pd.DataFrame([rows[k] for k in sorted(rows, key=lambda k: (k[0], k[1], ARMS.index(k[2])))])
-        folder.write_summary()
-        df = folder.rows()
-    arms = ('ticket', *cfg.controls)
-    return df[df.seed.isin(seeds) & (df['round'] <= rounds) & df.arm.isin(arms)].reset_index(drop=True)
-
+        if folder is not None:
+            folder.write_summary()
+            lost = [s for s, l in zip(seeds, leases) if l.lost]
+            if lost: warnings.warn(f"seed(s) {lost} were taken over by another job while this one ran (it was stalled for over "
+                                   f"{leases[0].ttl:.0f} s): both wrote the same rows, each file whole", stacklevel=2)
+    return _returned(folder, rows, seeds, rounds, arms)

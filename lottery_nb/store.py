@@ -1,4 +1,4 @@
-"""What a run writes, and how many jobs share it: the settings that a resume is checked against, one file per result row written once, ticket files, locks that keep a seed to one job, and merging folders made on different machines.
+"""What a run writes, and how many jobs share it: the settings that a resume is checked against, one file per result row written once, ticket files, leases that keep a seed to one job, and a log of the failures.
 
 Docs: https://lottery-nb.github.io/lottery-nb/store.html.md"""
 
@@ -6,22 +6,28 @@ Docs: https://lottery-nb.github.io/lottery-nb/store.html.md"""
 
 # %% ../nbs/07b_store.ipynb #st003
 from __future__ import annotations
-import json, os, shutil, socket, time, uuid
+import functools, hashlib, json, os, socket, time, uuid
 from dataclasses import dataclass
 from pathlib import Path
-import pandas as pd
+import torch, pandas as pd
 from .core import atomic_path, BadValue
 from .controls import ARMS
+from .lease import Lease
 
 # %% auto #0
-__all__ = ['SETTINGS', 'RESULTS', 'MAY_CHANGE', 'RunFolderError', 'RunFolder', 'open_run', 'read_results', 'merge_runs']
+__all__ = ['SETTINGS', 'RESULTS', 'FAILURES', 'FORMAT', 'MAY_CHANGE', 'RunFolderError', 'NoStableName', 'digest', 'canonical',
+           'data_facts', 'learner_facts', 'legacy_facts', 'RunFolder', 'sort_rows', 'open_run', 'read_results']
 
 # %% ../nbs/07b_store.ipynb #st006
-SETTINGS, RESULTS = 'settings.json', 'results.csv'
-MAY_CHANGE = ('rounds', 'seeds', 'controls', 'progress', 'executor', 'threads')   # find_ticket's arguments a later run may change
+SETTINGS, RESULTS, FAILURES = 'settings.json', 'results.csv', 'failures.log'
+FORMAT = 2   # the results folder's format: what decides whether a folder can be read and continued
+MAY_CHANGE = ('rounds', 'seeds', 'controls', 'progress', 'executor', 'threads', 'retries')   # find_ticket's arguments a later run may change
 
 class RunFolderError(BadValue):
     "A results folder that cannot be used as asked: settings that differ, a seed another job holds, a file that cannot be read"
+
+class NoStableName(BadValue):
+    "A function whose name does not say what it is (a lambda, a local function), given where a results folder records it"
 
 _ABSENT = object()
 
@@ -48,6 +54,110 @@ def _read_json(path):
         raise RunFolderError(f"{str(path)!r} cannot be read ({type(e).__name__}); it is not a file lottery_nb wrote whole. "
                              f"Delete it and run again: only its part of the run is redone") from None
 
+# %% ../nbs/07b_store.ipynb #stc02
+def digest(*ts)->str:
+    "A short digest of tensors' shapes and values"
+    h = hashlib.sha1()
+    for t in ts: h.update(str(tuple(t.shape)).encode()); h.update(t.detach().cpu().float().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+def _name(f, what):
+    "`module.qualname` of a function or class, or `NoStableName` for one whose name does not say what it is"
+    n = f"{getattr(f, '__module__', None) or '?'}.{f.__qualname__}"
+    if '<lambda>' in n or '<locals>' in n:
+        raise NoStableName(f"{what} is {n!r}, a function without a stable name: a results folder could not tell it from "
+                           f"another. Define it with `def` at the top level of a module or notebook (or run without out=)")
+    return n
+
+def canonical(
+    x, # A setting: plain data, a function, a partial, a class, a tensor, or an object such as a loss
+    what:str='a setting', # What `x` is, for the error a nameless function gets
+    depth:int=2, # How deep an object's own settings are followed
+):
+    "`x` as plain data that means the same in every process: a function by its qualified name and arguments, never an address"
+    if x is None or isinstance(x, (bool, int, float, str)): return x
+    if isinstance(x, (list, tuple)): return [canonical(o, what, depth) for o in x]
+    if isinstance(x, dict): return {str(k): canonical(v, what, depth) for k, v in x.items()}
+    if isinstance(x, torch.Tensor): return f"tensor{list(x.shape)}:{digest(x)}"
+    if isinstance(x, functools.partial):
+        args = [repr(canonical(a, what, depth)) for a in x.args] + [f"{k}={canonical(v, what, depth)!r}" for k, v in sorted(x.keywords.items())]
+        return f"{canonical(x.func, what, depth)}({', '.join(args)})"
+    if isinstance(x, type) or callable(x) and hasattr(x, '__qualname__') and not hasattr(x, '__dict__') or _is_function(x):
+        return _name(x, what)
+    cls = _name(type(x), what)   # an object (a loss, a callback): its class and its own settings
+    if depth <= 0: return cls
+    kw = {k: canonical(v, what, depth - 1) for k, v in sorted(vars(x).items())
+          if not k.startswith('_') and k != 'training' and _plain(v)}
+    if isinstance(x, torch.nn.Module): kw.update({k: canonical(b) for k, b in x.named_buffers(recurse=False) if b is not None})   # a loss's class weights
+    return f"{cls}({', '.join(f'{k}={v!r}' for k, v in kw.items())})"
+
+def _is_function(x):
+    import types
+    return isinstance(x, (types.FunctionType, types.BuiltinFunctionType, types.MethodType))
+
+def _plain(v):
+    "Whether an attribute is a setting (numbers, strings, tensors, functions, modules), not a link to a live object"
+    if v is None or isinstance(v, (bool, int, float, str, torch.Tensor, torch.nn.Module, functools.partial)) or _is_function(v): return True
+    return isinstance(v, (list, tuple)) and all(o is None or isinstance(o, (bool, int, float, str)) for o in v)
+
+# %% ../nbs/07b_store.ipynb #stc06
+_DEFAULT_CBS = {'TrainEvalCallback', 'Recorder', 'CastToTensor', 'ProgressCallback'}   # every Learner has them
+
+def _items(dl):
+    items = getattr(dl, 'items', None)
+    return getattr(getattr(dl, 'dataset', None), 'items', None) if items is None else items
+
+def _sample_digest(dl, root):
+    "A digest of every sample a loader holds: its tensors, or its files (paths relative to `root`, and sizes) in order"
+    ds = getattr(dl, 'dataset', None)
+    if hasattr(ds, 'x') and hasattr(ds, 'y'): return digest(torch.as_tensor(ds.x), torch.as_tensor(ds.y))
+    items = _items(dl)
+    if items is None: return digest(*dl.one_batch())   # a loader of another kind: its first batch
+    h = hashlib.sha1()
+    for it in items:   # not the files' times or where they sit: a copy elsewhere is the same data
+        if isinstance(it, (str, os.PathLike)) and os.path.isfile(it):
+            h.update(os.path.relpath(os.path.abspath(it), root).encode()); h.update(str(os.path.getsize(it)).encode())
+        else: h.update(str(it).encode())
+    return h.hexdigest()[:16]
+
+def _root(dls):
+    "The common folder of every file the loaders hold (`''` when they hold none)"
+    fs = [os.path.abspath(it) for dl in dls.loaders for it in (_items(dl) or []) if isinstance(it, (str, os.PathLike)) and os.path.isfile(it)]
+    return os.path.commonpath([os.path.dirname(f) for f in fs]) if fs else ''
+
+def data_facts(dls)->dict:
+    "What identifies `dls` for a results folder: sizes, batch size, batches per epoch, and a digest of every sample of each loader"
+    size = lambda dl: len(dl.dataset) if hasattr(dl, 'dataset') else None
+    root = _root(dls)
+    return dict(sizes=[size(dl) for dl in dls.loaders], bs=dls.train.bs, batches=len(dls.train),
+                samples=[_sample_digest(dl, root) for dl in dls.loaders])   # train, valid and test, every sample
+
+def learner_facts(learn)->dict:
+    "What identifies a `Learner` for a results folder: model, initial weights, data, optimizer, loss, weight decay, callbacks"
+    m = learn.model
+    return dict(model=_name(type(m), 'the model'), parameters=sum(p.numel() for p in m.parameters()), init=digest(*m.state_dict().values()),
+                data=data_facts(learn.dls), opt=canonical(learn.opt_func, 'opt_func'), loss=canonical(learn.loss_func, 'loss_func'),
+                wd=canonical(learn.wd), wd_bn_bias=learn.wd_bn_bias, train_bn=learn.train_bn,
+                cbs=[canonical(cb, 'a callback', 1) for cb in learn.cbs if type(cb).__name__ not in _DEFAULT_CBS],
+                device=str(learn.dls.device))
+
+# %% ../nbs/07b_store.ipynb #stc06b
+def legacy_facts(learn)->dict:
+    "What format 1 recorded of a `Learner` (classes by their short names, files by their absolute paths), to continue its folders"
+    def samples(dl):
+        items, ds = _items(dl), getattr(dl, 'dataset', None)
+        if hasattr(ds, 'x') and hasattr(ds, 'y') or items is None: return _sample_digest(dl, '')
+        h = hashlib.sha1()
+        for it in items:
+            h.update(str(it).encode())
+            if isinstance(it, (str, os.PathLike)) and os.path.isfile(it): h.update(str(os.path.getsize(it)).encode())
+        return h.hexdigest()[:16]
+    m, dls = learn.model, learn.dls
+    size = lambda dl: len(dl.dataset) if hasattr(dl, 'dataset') else None
+    return dict(model=type(m).__name__, parameters=sum(p.numel() for p in m.parameters()), init=digest(*m.state_dict().values()),
+                data=dict(sizes=[size(dl) for dl in dls.loaders], bs=dls.train.bs, samples=[samples(dl) for dl in dls.loaders]),
+                opt=getattr(learn.opt_func, '__name__', repr(learn.opt_func)), loss=type(learn.loss_func).__name__, device=str(dls.device))
+
 # %% ../nbs/07b_store.ipynb #st014
 @dataclass(frozen=True)
 class RunFolder:
@@ -57,31 +167,61 @@ class RunFolder:
     def row_file(self, s:int, r:int, arm:str)->Path: return self.round_dir(s, r)/f'{arm}.json'
     def ticket_file(self, s:int, r:int)->Path: return self.round_dir(s, r)/'ticket.safetensors'
     def has_row(self, s:int, r:int, arm:str)->bool: return self.row_file(s, r, arm).exists()
+    def has_ticket(self, s:int, r:int)->bool: return self.ticket_file(s, r).exists()
+    def round_done(self, s:int, r:int)->bool:
+        "Whether round `r` of seed `s` is whole: its ticket's row and its ticket file (a partial copy may hold one alone)"
+        return self.has_row(s, r, 'ticket') and self.has_ticket(s, r)
     def write_row(self, row:dict):
         "Write one result row, keyed by its seed, round and arm: written once, never appended twice"
         with atomic_path(self.row_file(row['seed'], row['round'], row['arm'])) as tmp: tmp.write_text(json.dumps(row))
-    def row_files(self)->list: return sorted(Path(self.path).glob('seed*/round*/*.json'))
+    def row_files(self)->list: return sorted(p for p in Path(self.path).glob('seed*/round*/*.json') if not p.is_symlink())
     def has_work(self)->bool: return any(p.is_file() and not p.name.startswith('.') for p in Path(self.path).glob('seed*/**/*'))
     def rows(self)->pd.DataFrame:
         "Every result row in the folder, sorted by seed, round and arm"
         rows = [_read_json(f) for f in self.row_files()]
-        if not rows: return pd.DataFrame()
-        df = pd.DataFrame(rows)
-        order = {a: i for i, a in enumerate((*ARMS, *sorted(set(df.arm) - set(ARMS))))}
-        return df.sort_values(['seed', 'round', 'arm'], key=lambda c: c.map(order) if c.name == 'arm' else c).reset_index(drop=True)
-    def seeds(self)->list: return sorted(int(p.name[4:]) for p in Path(self.path).glob('seed*') if p.name[4:].isdigit())
+        return sort_rows(pd.DataFrame(rows)) if rows else pd.DataFrame()
+    def seeds(self)->list: return sorted(int(p.name[4:]) for p in Path(self.path).glob('seed*') if p.name[4:].isdigit() and p.is_dir())
     def settings(self)->dict: return _read_json(Path(self.path)/SETTINGS)
-    def lock(self, s:int)->_Lock: return _Lock(Path(self.path)/f'seed{s}'/'.lock', f"seed {s} of {str(self.path)!r}")
+    def lock(self, s:int)->Lease: return Lease(Path(self.path)/f'seed{s}'/'.lock', f"seed {s} of {str(self.path)!r}")
+    def held_by(self, s:int)->dict|None:
+        "Who holds seed `s` now (host, pid, since), or `None` when nobody does or its lease is stale"
+        l = self.lock(s); held, st = l._read()
+        return None if st is None or l._stale(held, st) else held
+    def log_failure(self, line:str):
+        "Append one line to `failures.log`, with the time, host and process: where a person looks for what went wrong"
+        with open(Path(self.path)/FAILURES, 'a') as f: f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {socket.gethostname()} pid {os.getpid()}: {line}\n")
     def write_summary(self):
         "Rewrite `results.csv` from every row in the folder, one writer at a time"
-        with _Lock(Path(self.path)/'.results.lock', f"the summary of {str(self.path)!r}").acquire(wait=60):
+        with Lease(Path(self.path)/'.results.lock', f"the summary of {str(self.path)!r}").acquire(wait=60):
             with atomic_path(Path(self.path)/RESULTS) as tmp: self.rows().to_csv(tmp, index=False)
+    def undo_new(self, existed:bool):
+        "Remove a folder this run made and that holds no work yet (nobody else holds a seed in it): the folder as it was"
+        p = Path(self.path)
+        if self.has_work() or any(p.glob('seed*/.lock')): return   # another job works in it (it may have made it with us)
+        (p/SETTINGS).unlink(missing_ok=True)
+        for d in sorted(p.rglob('*'), reverse=True):
+            if d.is_dir() and not any(d.iterdir()): d.rmdir()
+        if not existed and p.exists() and not any(p.iterdir()): p.rmdir()
 
+def sort_rows(df:pd.DataFrame)->pd.DataFrame:
+    "Result rows sorted by seed, round and arm (arms in `ARMS` order, then any others by name)"
+    order = {a: i for i, a in enumerate((*ARMS, *sorted(set(df.arm) - set(ARMS))))}
+    return df.sort_values(['seed', 'round', 'arm'], key=lambda c: c.map(order) if c.name == 'arm' else c).reset_index(drop=True)
 
 # %% ../nbs/07b_store.ipynb #st008
+def _upgrade(old:dict, new:dict, legacy)->tuple:
+    "A format-1 folder's settings and this run's, as that format wrote them, rewind points in iterations"
+    from lottery_nb.train import parse_rewind
+    cur = legacy() if callable(legacy) else {}
+    n = new.get('learner', {}).get('data', {}).get('batches', 1)
+    rw = lambda v: parse_rewind(int(v) if str(v).isdigit() else v, n)
+    old = {k: v for k, v in old.items() if k != 'lottery_nb'}
+    return {**old, 'rewind': rw(old.get('rewind', 0))}, {**{k: v for k, v in cur.items() if k != 'lottery_nb'}, 'rewind': new.get('rewind')}
+
 def open_run(
     path, # The results folder: new, empty, or made by an earlier run with the same settings
-    settings:dict, # Everything that changes a result (`find_ticket` works it out)
+    settings:dict, # Everything that changes a result (`find_ticket` works it out), with the folder's `format`
+    legacy=None, # () -> the settings as format 1 wrote them, to continue a folder of that format
 )->RunFolder:
     "The results folder at `path`, created with `settings`, or checked against them; raises before any training"
     path = Path(path)
@@ -103,49 +243,14 @@ def open_run(
         except OSError: os.replace(tmp, f)   # a filesystem without hard links
         finally: tmp.unlink(missing_ok=True)
     if not os.access(path, os.W_OK): raise RunFolderError(f"cannot write in the results folder {str(path)!r} (read-only): give a folder you can write to")
-    diff = _settings_diff(_read_json(f), json.loads(json.dumps(settings)))
+    old, new = _read_json(f), json.loads(json.dumps(settings))
+    fmt = old.get('format', 1)
+    if fmt > FORMAT: raise RunFolderError(f"{str(path)!r} has results format {fmt}, newer than this lottery_nb reads ({FORMAT}): upgrade lottery_nb")
+    if fmt < FORMAT: old, new = _upgrade(old, new, legacy)
+    diff = _settings_diff(old, new)
     if diff: raise RunFolderError(f"{str(path)!r} was made with other settings ({'; '.join(diff)}): run with the same settings "
                                   f"to continue it (only {', '.join(MAY_CHANGE[:3])} may change), or give a new folder")
     return RunFolder(path)
-
-
-# %% ../nbs/07b_store.ipynb #st013
-def _alive(pid):
-    "Whether process `pid` runs on this machine"
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    return True
-
-class _Lock:
-    "A lock file made with O_EXCL, which also works on a shared filesystem; a lock left by a killed process on this machine is taken over"
-    def __init__(self, path, what): self.path, self.what, self.held = Path(path), what, False
-    def acquire(self, wait:float=0):
-        me = dict(host=socket.gethostname(), pid=os.getpid(), since=time.strftime('%Y-%m-%d %H:%M:%S'))
-        end = time.time() + wait
-        while True:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                with os.fdopen(fd, 'w') as f: json.dump(me, f)
-                self.held = True
-                return self
-            except FileExistsError: pass
-            except OSError as e: raise RunFolderError(f"cannot write in {str(self.path.parent)!r} ({e.strerror}): give a folder you can write to") from None
-            try: held = json.loads(self.path.read_text())
-            except (OSError, ValueError): held = {}   # being written this instant, or empty: look again
-            if held.get('host') == me['host'] and 'pid' in held and not _alive(held['pid']):
-                self.path.unlink(missing_ok=True); continue   # its process is gone (killed): take it over
-            if time.time() >= end:
-                who = f"process {held.get('pid', '?')} on {held.get('host', '?')} (since {held.get('since', '?')})" if held else 'another process'
-                raise RunFolderError(f"{self.what} is being run by {who}: wait for it to finish, or run other seeds. "
-                                     f"If that job is dead, delete {str(self.path)!r}")
-            time.sleep(0.05)
-    def release(self):
-        if self.held: self.path.unlink(missing_ok=True); self.held = False
-    def __enter__(self): return self if self.held else self.acquire()
-    def __exit__(self, *a): self.release()
-
 
 # %% ../nbs/07b_store.ipynb #st022
 def read_results(
@@ -159,34 +264,3 @@ def read_results(
         except Exception as e: raise RunFolderError(f"{str(path/RESULTS)!r} cannot be read ({type(e).__name__}): it is not a results table") from None
     if not (path/SETTINGS).exists(): raise RunFolderError(f"{str(path)!r} is not a results folder: it has no {SETTINGS}")
     return RunFolder(path).rows()
-
-def merge_runs(
-    *folders, # Results folders made with the same settings, on one machine or several
-    out, # The folder to merge them into (new, or a results folder with the same settings)
-)->pd.DataFrame:
-    "Copy the seeds of `folders` into `out`, refusing folders whose settings differ and any seed present twice; returns the merged rows"
-    if not folders: raise RunFolderError("merge_runs needs at least one results folder to merge")
-    runs = [RunFolder(Path(f)) for f in folders]
-    for r in runs:
-        if not (Path(r.path)/SETTINGS).exists(): raise RunFolderError(f"{str(r.path)!r} is not a results folder: it has no {SETTINGS}")
-    base = runs[0].settings()
-    for r in runs[1:]:
-        diff = _settings_diff(base, r.settings())
-        if diff: raise RunFolderError(f"{str(r.path)!r} was made with other settings than {str(runs[0].path)!r} ({'; '.join(diff)}); only runs of one setting merge")
-    out = Path(out)
-    seen = {s: str(out) for s in (RunFolder(out).seeds() if out.is_dir() else [])}
-    for r in runs:   # every refusal comes before `out` is made: a refused merge leaves nothing behind
-        if Path(r.path).resolve() == out.resolve(): continue
-        for s in r.seeds():
-            if s in seen: raise RunFolderError(f"seed {s} is in both {seen[s]!r} and {str(r.path)!r}: merge keeps one copy of a seed; remove one")
-            seen[s] = str(r.path)
-    dest = open_run(out, base)
-    for r in runs:
-        if Path(r.path).resolve() == Path(dest.path).resolve(): continue
-        for s in r.seeds():
-            tmp = Path(dest.path)/f'.seed{s}.{os.getpid()}.tmp'
-            with r.lock(s): shutil.copytree(Path(r.path)/f'seed{s}', tmp, ignore=shutil.ignore_patterns('.*'), dirs_exist_ok=True)
-            os.rename(tmp, Path(dest.path)/f'seed{s}')   # a seed arrives whole
-    dest.write_summary()
-    return dest.rows()
-
