@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse, os, shutil, sys, time, warnings
 from pathlib import Path
 from .core import BadInput, BadValue, user_message
+from .lease import Terminated
 
 # %% auto #0
-__all__ = ['EPOCHS', 'QUICK', 'QUICK_HELP', 'get_parser', 'cost_line', 'run', 'merge', 'main']
+__all__ = ['EPOCHS', 'QUICK', 'QUICK_HELP', 'get_parser', 'cost_line', 'run', 'merge', 'summarize', 'main']
 
 # %% ../nbs/09_cli.ipynb #c009
 EPOCHS = 20   # the default budget: the dense MLP on MNIST-1D reaches its lowest validation loss well before it (IMP tutorial)
@@ -70,6 +71,18 @@ def _layer_pct(s):
         if not 0 <= res[k] < 100: raise argparse.ArgumentTypeError(f"{k}={v} must be a percent in [0, 100)")
     return res
 
+def _count(s):
+    "An int >= 0"
+    if not s.strip().isdigit(): raise argparse.ArgumentTypeError(f"{s!r} is not a count: give an int >= 0")
+    return int(s)
+
+def _percent(s):
+    "A percent in (0, 100)"
+    try: v = float(s)
+    except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
+    if not 0 < v < 100: raise argparse.ArgumentTypeError(f"must be a percent in (0, 100), got {s}")
+    return v
+
 def _pct(s):
     try: v = float(s)
     except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
@@ -83,13 +96,13 @@ def get_parser():
     from lottery_nb.models import MODELS
     from lottery_nb.controls import CONTROLS
     p = _Parser(prog='lottery_nb', formatter_class=_Help, description='Find winning lottery tickets by iterative magnitude pruning, with controls. '
-                'Results folders made apart merge with `lottery_nb merge` (see lottery_nb merge --help).',
+                'Results folders made apart merge with `lottery_nb merge`; `lottery_nb summarize DIR` redraws a folder\'s summary, plot and ticket.',
                 )
     p.add_argument('--dataset', default='mnist1d', help=f"{', '.join(DATASETS)} (mnist, cifar10 and imagenette are "
                    f"downloaded), an image folder (train/<class>/*, valid/<class>/*) or a .npz file")
     p.add_argument('--model', choices=list(MODELS), default='mlp', help='architecture')
-    p.add_argument('--rounds', type=int, default=8, help='pruning rounds after the dense round')
-    p.add_argument('--prune-pct', type=float, default=20, help='percent of the remaining weights pruned each round')
+    p.add_argument('--rounds', type=_count, default=8, help='pruning rounds after the dense round')
+    p.add_argument('--prune-pct', type=_percent, default=20, help='percent of the remaining weights pruned each round')
     p.add_argument('--layer-pct', type=_layer_pct, default=None, metavar='KIND=PCT,...',
                    help="per-layer rates as in the paper, e.g. conv=15,fc=20,out=10 (LeNet: fc=20,out=10); implies --method local")
     p.add_argument('--rewind', default='0', help="rewind point: epochs, or like '2ep' / '500it'")
@@ -108,6 +121,7 @@ def get_parser():
     p.add_argument('--method', choices=list(METHODS), default='global', help='global: one ranking of all the weights; local: each layer ranked on its own')
     p.add_argument('--early-bird', action='store_true', help="stop each ticket's training once the next round's mask has settled (You et al.)")
     p.add_argument('--out', default='lottery_out', help='output folder; the same folder resumes a run')
+    p.add_argument('--retries', type=_count, default=0, help='tries after the first for a fit that fails (a lost worker, out of memory); each failure goes to OUT/failures.log')
     p.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     return p
 
@@ -150,6 +164,49 @@ def cost_line(
             f"({platform.machine()}, {__import__('os').cpu_count()} cores); the sparsest ticket took {find:,.0f} steps "
             f"({secs:.0f} s) to find, mean over {df.seed.nunique()} seed(s).")
 
+def _summarize(
+    out:Path, # A results folder
+    rounds:int|None=None, # The last round (`None`: the last one any row has)
+    arms=None, # The arms every seed must have at that round (`None`: those of the rows)
+    model:str|None=None, # The `MODELS` name that builds the model (`None`: read from the folder's ticket/)
+    shape=None, # The input shape the model is built for
+    command:str|None=None, # The command that made the folder, for the model card
+):
+    "Draw a folder's summary: `results.csv`, `results.png` and `ticket/` (the sparsest ticket of its first seed, with a card); the rows it covers"
+    from matplotlib.figure import Figure   # no pyplot: the command changes no backend and no global state
+    from lottery_nb.models import MODELS
+    from lottery_nb.tickets import read_ticket, write_ticket
+    from lottery_nb.hub import write_card
+    from lottery_nb.core import atomic_path
+    from lottery_nb.results import plot_results
+    from lottery_nb.store import read_results, RunFolder
+    folder, rows = RunFolder(out), read_results(out)
+    if not len(rows): raise BadValue(f"{str(out)!r} holds no result rows yet: nothing to summarize")
+    rounds = int(rows['round'].max()) if rounds is None else rounds
+    arms = set(rows.arm) if arms is None else set(arms)
+    # every seed whose last round is done, this job's and others' (a SLURM array's tasks share one folder), so the last
+    # job to end leaves the picture of them all
+    rows = rows[(rows['round'] <= rounds) & rows.arm.isin(arms)]
+    done = [s for s, g in rows.groupby('seed') if set(g[g['round'] == rounds].arm) >= arms]
+    if not done: raise BadValue(f"no seed of {str(out)!r} has finished round {rounds} yet: nothing to summarize")
+    df = rows[rows.seed.isin(done)].reset_index(drop=True)
+    folder.write_summary()
+    n = len(done)
+    prev = out/'ticket'/'ticket.safetensors'
+    if model is None and prev.exists():   # how the command built the model, from the ticket it wrote before
+        h = read_ticket(prev)['meta']; b = h.get('model', {}).get('build', '')
+        if b.startswith('lottery_nb:'): model, shape, command = b.split(':', 1)[1], h.get('input_shape'), command or h.get('command')
+    title = f"{model or 'model'}: {rounds} round{'s' * (rounds != 1)}, {n} seed{'s' * (n != 1)}"
+    fig = plot_results(df, title, fig=Figure(figsize=(17, 4.4)))
+    with atomic_path(out/'results.png') as tmp: fig.savefig(tmp, dpi=120, format='png')
+    if model is None: return df   # a folder from find_ticket in Python: it does not say how to build its model
+    t = read_ticket(folder.ticket_file(done[0], rounds))   # the sparsest ticket of the first seed
+    write_ticket(prev, MODELS[model](tuple(shape)), t['masks'], t['rewind'], t['trained'],
+                 **{k: t['meta'][k] for k in ('seed', 'round', 'settings', 'found', 'trained_cost')},
+                 build=f'lottery_nb:{model}', input_shape=list(shape), n_seeds=n, results=_results_at(df, rounds), command=command)
+    write_card(out/'ticket')
+    return df
+
 def run(
     args, # The parser's namespace
 )->int:
@@ -162,20 +219,14 @@ def run(
     from lottery_nb.models import MODELS
     from lottery_nb.lottery import find_ticket
     from lottery_nb.train import parse_rewind
-    from lottery_nb.tickets import read_ticket, write_ticket, write_card
-    from lottery_nb.core import atomic_path
-    from lottery_nb.results import plot_results, summary_table
-    from lottery_nb.store import read_results
+    from lottery_nb.results import summary_table
     given = getattr(args, 'given', set())   # the options on the command line (main fills it in)
     if args.quick: vars(args).update({k: v for k, v in QUICK.items() if k not in given})   # what is given wins
     if args.seeds and isinstance(args.seeds[0], list): args.seeds = sorted({s for ss in args.seeds for s in ss})
     args.controls = tuple(args.controls)
     rewind = int(args.rewind) if args.rewind.isdigit() else args.rewind
     parse_rewind(rewind, 1)   # a malformed rewind fails here, before any data is built
-    if args.rounds < 0: raise BadValue(f"--rounds must be >= 0, got {args.rounds}")
-    if not 0 < args.prune_pct < 100: raise BadValue(f"--prune-pct must be in (0, 100), got {args.prune_pct:g}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir(): raise BadValue(f"--out {args.out!r} is a file; the results need a folder")
+    out = Path(args.out).absolute()
     if args.device == 'cuda' and not torch.cuda.is_available(): raise BadValue("--device cuda, but torch sees no GPU here")
     device = None if args.device == 'auto' else torch.device(args.device)
     folder = Path(args.dataset).is_dir()
@@ -188,35 +239,21 @@ def run(
     t0 = time.time()
     kw = dict(rounds=args.rounds, prune_pct=args.prune_pct, rewind=rewind, epochs=args.epochs, lr=args.lr, seeds=args.seeds,
               controls=args.controls, method=method, layer_rates=layer_rates, out=out, progress=not args.no_progress,
-              early_bird=args.early_bird)
+              early_bird=args.early_bird, retries=args.retries)
     if args.jobs > 1:   # fork: the workers start with what this process has built, the data included
         ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
         with ProcessPoolExecutor(args.jobs, mp_context=ctx) as ex: df = find_ticket(learn_fn, executor=ex, threads=args.threads or 1, **kw)
     else:
         if args.threads: torch.set_num_threads(args.threads)
         df = find_ticket(learn_fn, **kw)
-    # The summary, plot and ticket describe the whole folder: every seed whose last round is done, this job's and
-    # others' (a SLURM array's tasks share one folder), so the last job to end leaves the picture of them all.
-    rows = read_results(out)
-    rows = rows[(rows['round'] <= args.rounds) & rows.arm.isin(set(df.arm))]
-    done = [s for s, g in rows.groupby('seed') if set(g[g['round'] == args.rounds].arm) >= set(df.arm)]
-    df = rows[rows.seed.isin(done)].reset_index(drop=True)
-    n = len(done)
-    fig = plot_results(df, f"{args.model} on {args.dataset}: {args.rounds} round{'s' * (args.rounds != 1)} of "
-                           f"{args.prune_pct:g}%, {n} seed{'s' * (n != 1)}",
-                       fig=Figure(figsize=(17, 4.4)))
-    with atomic_path(out/'results.png') as tmp: fig.savefig(tmp, dpi=120, format='png')
-    t = read_ticket(out/f'seed{done[0]}'/f'round{args.rounds}'/'ticket.safetensors')   # the sparsest ticket of the first seed
-    write_ticket(out/'ticket'/'ticket.safetensors', learn_fn().model, t['masks'], t['rewind'], t['trained'],
-                 **{k: t['meta'][k] for k in ('seed', 'round', 'settings', 'found', 'trained_cost')},
-                 build=f'lottery_nb:{args.model}', input_shape=list(shape), n_seeds=n, results=_results_at(df, args.rounds), command=args.command)
-    write_card(out/'ticket')
+    df = _summarize(out, args.rounds, set(df.arm), args.model, shape, args.command)
+    n, done = df.seed.nunique(), sorted(df.seed.unique())
     print(f"\nTest accuracy at early stopping, mean ± std over {n} seed(s) ({', '.join(map(str, done))}):")
     print(summary_table(df).to_string())
     print(f"\nEarly-stopping iteration (lowest validation loss), mean ± std:")
     print(summary_table(df, 'es_iter', '.0f').to_string())
     print('\n' + cost_line(df))
-    print(f"\nwrote {out/'results.csv'}, {out/'results.png'}, {out/'ticket'}/  ({time.time()-t0:.0f} s)")
+    print(f"\nwrote {args.out}/results.csv, {args.out}/results.png, {args.out}/ticket/  ({time.time()-t0:.0f} s)")
     return 0
 
 # %% ../nbs/09_cli.ipynb #c015
@@ -230,21 +267,42 @@ def merge(
     args, # The `merge` parser's namespace
 )->int:
     "`lottery_nb merge DIR... --out DIR`: the seeds of several results folders in one, refusing other settings and a seed twice"
-    from lottery_nb.store import merge_runs
+    from lottery_nb.merge import merge_runs
     df = merge_runs(*args.folders, out=args.out)
     print(f"merged {len(args.folders)} folder(s) into {args.out}: seeds {' '.join(map(str, sorted(df.seed.unique())))}, {len(df)} rows")
+    _summarize(Path(args.out).absolute())
     return 0
+
+def _summarize_parser():
+    p = _Parser(prog='lottery_nb summarize', description="Redraw a results folder's results.csv, results.png and ticket/ from its "
+                "rows: for the last job of a SLURM array, or a job that depends on them all.")
+    p.add_argument('folder', metavar='DIR', help='a results folder')
+    return p
+
+def summarize(
+    args, # The `summarize` parser's namespace
+)->int:
+    "`lottery_nb summarize DIR`: the folder's summary, plot and ticket, from every seed that has finished"
+    from lottery_nb.results import summary_table
+    df = _summarize(Path(args.folder).absolute())
+    print(f"Test accuracy at early stopping, mean ± std over {df.seed.nunique()} seed(s):")
+    print(summary_table(df).to_string())
+    print(f"\nwrote {args.folder}/results.csv, {args.folder}/results.png" + (f", {args.folder}/ticket/" if (Path(args.folder)/'ticket').exists() else ''))
+    return 0
+
+_JOBS = {'merge': (_merge_parser, merge), 'summarize': (_summarize_parser, summarize)}   # subcommands: their parser and job
 
 def main(
     argv:list|None=None, # Arguments; `None` reads `sys.argv`
 ):
-    "Console entry point: `lottery_nb --help`, and `lottery_nb merge --help`"
+    "Console entry point: `lottery_nb --help`, `lottery_nb merge --help` and `lottery_nb summarize --help`"
     argv = sys.argv[1:] if argv is None else list(argv)
     with warnings.catch_warnings():   # torch's and fastai's import-time notices are not the command's output
         warnings.simplefilter('ignore')
-        merging = argv[:1] == ['merge']
-        p = _merge_parser() if merging else get_parser()
-        job, args = (merge, p.parse_args(argv[1:])) if merging else (run, p.parse_args(argv))
+        sub = argv[0] if argv[:1] and argv[0] in _JOBS else None
+        p = _JOBS[sub][0]() if sub else get_parser()
+        job, args = (_JOBS[sub][1], p.parse_args(argv[1:])) if sub else (run, p.parse_args(argv))
+        args.out = getattr(args, 'out', None) or getattr(args, 'folder', None)
         args.command = ' '.join(['lottery_nb', *argv])
         args.given = {a.dest for o in argv for a in [p._option_string_actions.get(o.split('=')[0])] if a}
         try: return job(args)
@@ -252,6 +310,10 @@ def main(
             print(f"lottery_nb: error: {user_message(e)}", file=sys.stderr); return 2
         except BrokenPipeError:   # `lottery_nb ... | head`: the reader left; nothing more to say
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno()); return 1
+        except Terminated:   # a time limit, scancel, a preemption: the seeds are given back, a requeued job continues at once
+            print(f"\nlottery_nb: stopped by SIGTERM; the seeds were given back and finished rounds are in {args.out}: "
+                  f"run the same command (or requeue the job) to continue", file=sys.stderr)
+            return 143
         except KeyboardInterrupt:
             print(f"\nlottery_nb: interrupted; finished rounds are in {args.out}, run the same command to resume", file=sys.stderr)
             return 130

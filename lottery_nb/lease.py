@@ -13,12 +13,15 @@ from fastcore.basics import patch
 from .core import BadValue
 
 # %% auto #0
-__all__ = ['LEASE', 'Held', 'Lease', 'Terminated', 'sigterm_stops']
+__all__ = ['LEASE', 'RunFolderError', 'Held', 'Lease', 'Terminated', 'sigterm_stops']
 
 # %% ../nbs/07a1_lease.ipynb #le007
 LEASE = 120.   # seconds without a refresh after which a lease is stale on any host (`LOTTERY_NB_LEASE` overrides it)
 
-class Held(BadValue):
+class RunFolderError(BadValue):
+    "A results folder that cannot be used as asked: settings that differ, a seed another job holds, a file that cannot be read"
+
+class Held(RunFolderError):
     "A lease that another job holds and keeps alive"
 
 def _alive(pid):

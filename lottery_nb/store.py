@@ -12,19 +12,16 @@ from pathlib import Path
 import torch, pandas as pd
 from .core import atomic_path, BadValue
 from .controls import ARMS
-from .lease import Lease
+from .lease import Lease, RunFolderError
 
 # %% auto #0
-__all__ = ['SETTINGS', 'RESULTS', 'FAILURES', 'FORMAT', 'MAY_CHANGE', 'RunFolderError', 'NoStableName', 'digest', 'canonical',
-           'data_facts', 'learner_facts', 'legacy_facts', 'RunFolder', 'sort_rows', 'open_run', 'read_results']
+__all__ = ['SETTINGS', 'RESULTS', 'FAILURES', 'FORMAT', 'MAY_CHANGE', 'NoStableName', 'digest', 'canonical', 'data_facts',
+           'learner_facts', 'legacy_facts', 'RunFolder', 'sort_rows', 'open_run', 'read_results']
 
 # %% ../nbs/07b_store.ipynb #st006
 SETTINGS, RESULTS, FAILURES = 'settings.json', 'results.csv', 'failures.log'
 FORMAT = 2   # the results folder's format: what decides whether a folder can be read and continued
 MAY_CHANGE = ('rounds', 'seeds', 'controls', 'progress', 'executor', 'threads', 'retries')   # find_ticket's arguments a later run may change
-
-class RunFolderError(BadValue):
-    "A results folder that cannot be used as asked: settings that differ, a seed another job holds, a file that cannot be read"
 
 class NoStableName(BadValue):
     "A function whose name does not say what it is (a lambda, a local function), given where a results folder records it"

@@ -40,6 +40,16 @@ def job(kw, **popen):
 
 class Crash(BaseException): pass
 
+def wait_for_lock(f, procs, deadline=600):
+    "The pid in lock file `f` once a job has written it; fails with a line that says what it waited for (no machine is that slow)"
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try: return json.loads(f.read_text())['pid']
+        except (OSError, ValueError, KeyError): pass
+        if all(p.poll() is not None for p in procs): break
+        time.sleep(0.05)
+    raise AssertionError(f"no job wrote {f} within {deadline} s (exit codes {[p.poll() for p in procs]})")
+
 @pytest.mark.parametrize('rewind', [0, '10it'])
 @pytest.mark.parametrize('at', [1, 2, 5, 9, 14])
 def test_crash_at_any_write_then_resume_gives_the_same_rows(tmp_path, reference, monkeypatch, rewind, at):
@@ -75,10 +85,7 @@ def test_four_jobs_share_a_folder_and_the_same_seed_twice_is_refused(tmp_path, r
     out = tmp_path/'run'
     ps = [job(dict(seeds=[s], out=str(out))) for s in (0, 1, 2)]
     dup = job(dict(seeds=[0], out=str(out)))   # the fourth asks for seed 0 too
-    for _ in range(1200):
-        if (out/'seed0'/'.lock').exists(): break
-        time.sleep(0.01)
-    holder = json.loads((out/'seed0'/'.lock').read_text())['pid']
+    holder = wait_for_lock(out/'seed0'/'.lock', [*ps, dup])
     os.kill(holder, signal.SIGSTOP)   # whichever of the two holds seed 0 pauses, lock held, while the other asks for it
     other = next(p for p in (ps[0], dup) if p.pid != holder)
     other.wait(300)
@@ -150,9 +157,9 @@ def test_a_refused_first_job_leaves_the_folder_other_jobs_share(tmp_path, monkey
     "Jobs that start a new folder together: the one refused for a held seed must not undo the folder the others run in"
     import lottery_nb.lottery as lot
     out, real, held = tmp_path/'run', lot.open_run, []
-    def other_job_first(path, settings):   # another job makes the folder and takes seed 0 just before this one opens it
-        held.append(real(path, settings).lock(0).acquire())
-        return real(path, settings)
+    def other_job_first(path, settings, **kw):   # another job makes the folder and takes seed 0 just before this one opens it
+        held.append(real(path, settings, **kw).lock(0).acquire())
+        return real(path, settings, **kw)
     monkeypatch.setattr(lot, 'open_run', other_job_first)
     try:
         with pytest.raises(RunFolderError, match='seed 0 of'):

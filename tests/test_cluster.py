@@ -1,0 +1,125 @@
+"""A study that survives a real cluster: SIGTERM at a time limit gives the seed back, a job requeued under another host
+name continues at once, a job that reads a copy of the data at its own scratch path shares the folder, and a chaos run
+(SIGTERM, SIGKILL, a task that raises, a requeue on another host, copies merged from other paths) ends in the rows of a
+clean serial run. Other host names come from `unshare --uts` (as root); without it those parts fail with a line saying so."""
+import json, os, random, shutil, signal, subprocess, sys, time
+from pathlib import Path
+import numpy as np, pandas as pd, pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run_worker import CONFIG
+
+WORKER = str(Path(__file__).parent/'run_worker.py')
+CLOCK = ['seconds', 'find_seconds']
+DEADLINE = 600   # seconds: what any wait on another process may take before the test fails (3x the slowest machine seen)
+
+def same(a, b):
+    "The same rows, every column but the wall-clock ones"
+    key = ['seed', 'round', 'arm']
+    a, b = (d.drop(columns=CLOCK).sort_values(key).reset_index(drop=True) for d in (a, b))
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+def other_host(cmd, host):
+    "`cmd` run under another host name, as a job requeued on another node"
+    if os.geteuid() != 0 or not shutil.which('unshare'):
+        pytest.fail("a requeue on another host needs `unshare --uts` as root (CI and the dev machines run as root)")
+    return ['unshare', '--uts', 'sh', '-c', f'hostname {host} && exec "$0" "$@"', *cmd]
+
+def wait_for(what, cond, procs=()):
+    "Wait until `cond()`; fail with a line that says what was awaited"
+    end = time.monotonic() + DEADLINE
+    while time.monotonic() < end:
+        if cond(): return
+        if procs and all(p.poll() is not None for p in procs): break
+        time.sleep(0.1)
+    raise AssertionError(f"waited for {what} ({DEADLINE} s), in vain; exit codes {[p.poll() for p in procs]}")
+
+ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
+
+def cli(args, host=None, **kw):
+    cmd = [sys.executable, '-c', 'import sys; from lottery_nb.cli import main; sys.exit(main())', *args]
+    return subprocess.Popen(other_host(cmd, host) if host else cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, **kw)
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    "MNIST-1D as a .npz file, as a user's own data would come"
+    from mnist1d.data import make_dataset, get_dataset_args
+    d = make_dataset(get_dataset_args())
+    f = tmp_path_factory.mktemp('data')/'mnist1d.npz'
+    np.savez(f, x_train=d['x'], y_train=d['y'], x_test=d['x_test'], y_test=d['y_test'])
+    return f
+
+ARGS = ['--rounds', '2', '--epochs', '1', '--controls', 'reinit', '--no-progress', '--threads', '1']
+
+@pytest.mark.slow
+def test_slurm_array_with_a_time_limit_a_requeue_on_another_node_and_a_scratch_copy(tmp_path, data):
+    "Three array tasks share a folder: task 1 is SIGTERMed and requeued on node-b; task 2 reads its own copy of the data"
+    out = tmp_path/'shared'
+    scratch = tmp_path/'node-c-scratch'; scratch.mkdir(); shutil.copy(data, scratch/'mnist1d.npz')
+    t0 = cli(['--dataset', str(data), '--seeds', '0', '--out', str(out), *ARGS])
+    t1 = cli(['--dataset', str(data), '--seeds', '1', '--out', str(out), *ARGS])
+    wait_for('task 1 to write its first row', lambda: list(out.glob('seed1/round*/*.json')), [t1])
+    t1.send_signal(signal.SIGTERM)   # the time limit
+    o1, e1 = t1.communicate(timeout=DEADLINE)
+    assert t1.returncode == 143 and 'stopped by SIGTERM; the seeds were given back' in e1, e1[-2000:]
+    assert not (out/'seed1'/'.lock').exists()   # given back: the requeued task need not wait for a lease to go stale
+    t1b = cli(['--dataset', str(data), '--seeds', '1', '--out', str(out), *ARGS], host='node-b')   # requeued elsewhere
+    t2 = cli(['--dataset', str(scratch/'mnist1d.npz'), '--seeds', '2', '--out', str(out), *ARGS])
+    for p in (t0, t1b, t2):
+        o, e = p.communicate(timeout=DEADLINE)
+        assert p.returncode == 0, e[-2000:]
+    serial = cli(['--dataset', str(data), '--seeds', '0-2', '--out', str(tmp_path/'serial'), *ARGS])
+    assert serial.wait(DEADLINE) == 0, serial.stderr.read()[-2000:]
+    from lottery_nb.store import read_results
+    same(read_results(out), read_results(tmp_path/'serial'))
+    same(pd.read_csv(out/'results.csv'), read_results(tmp_path/'serial'))
+
+def worker(kw, host=None, lease=None):
+    env = {**ENV, **({'LOTTERY_NB_LEASE': str(lease)} if lease else {})}
+    cmd = [sys.executable, WORKER, json.dumps(kw)]
+    return subprocess.Popen(other_host(cmd, host) if host else cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+@pytest.fixture(scope='module')
+def serial(tmp_path_factory):
+    "The clean serial run the chaos must end in"
+    out = tmp_path_factory.mktemp('serial')/'run'
+    p = worker(dict(seeds=[0, 1, 2], out=str(out)))
+    assert p.wait(DEADLINE) == 0, p.stderr.read()[-2000:]
+    from lottery_nb.store import read_results
+    return read_results(out)
+
+FAULTS = ('none', 'sigterm', 'sigkill', 'raise')
+
+def chaos(tmp_path, serial, rng, n_rounds):
+    "Workers on one folder under injected faults, run again until done; then the folder split into copies and merged"
+    from lottery_nb.store import read_results
+    from lottery_nb.merge import merge_runs
+    out, lease, log = tmp_path/'shared', 3, []
+    done = lambda: len(read_results(out)) == len(serial) if (out/'settings.json').exists() else False
+    for it in range(n_rounds):
+        if it and done(): break
+        ps = []
+        for s in (0, 1, 2):
+            fault = rng.choice(FAULTS) if it < n_rounds - 1 else 'none'   # the last try runs clean
+            kw = dict(seeds=[s], out=str(out), **({'raise_at_write': rng.randint(1, 8)} if fault == 'raise' else {}))
+            p = worker(kw, host=rng.choice([None, 'node-b', 'node-c']), lease=lease)
+            ps.append((p, fault)); log.append((it, s, fault))
+        for p, fault in ps:
+            if fault in ('sigterm', 'sigkill'):
+                time.sleep(rng.uniform(0, 12))
+                p.send_signal(signal.SIGTERM if fault == 'sigterm' else signal.SIGKILL)
+        for p, _ in ps: p.communicate(timeout=DEADLINE)
+        time.sleep(lease + 0.5)   # a SIGKILLed job's lease goes stale, on any host
+    assert done(), f"not done after {n_rounds} tries: {log}"
+    a, b = tmp_path/'copy-a'/'run', tmp_path/'elsewhere'/'copy-b'
+    for dst, seeds in ((a, [0, 2]), (b, [1])):   # copies made at other paths, as on machines that share no disk
+        dst.mkdir(parents=True); shutil.copy(out/'settings.json', dst)
+        for s in seeds: shutil.copytree(out/f'seed{s}', dst/f'seed{s}')
+    same(merge_runs(a, b, out=tmp_path/'merged'), serial)
+    same(read_results(out), serial)
+    return log
+
+@pytest.mark.slow
+def test_chaos(tmp_path, serial):
+    "About a minute: 3 workers, random faults, at most 4 tries (the last one clean)"
+    chaos(tmp_path, serial, random.Random(int(os.environ.get('CHAOS_SEED', 0))), 4)
