@@ -14,18 +14,23 @@ from .criteria import *
 from .sparsifier import *
 from .schedules import *
 from .callback import *
+from .masks import *
 from .tickets import *
+from .hub import *
 from .earlybird import *
 from .data import *
 from .models import *
+from .presets import *
 from .train import *
+from .lease import *
 from .controls import *
 from .store import *
+from .merge import *
 from .lottery import *
 from .results import *
 from .instability import *
 from .viz import *
 from .export import *
 import importlib as _importlib
-_MODULES = [_importlib.import_module(f'lottery_nb.{m}') for m in ('core', 'granularity', 'criteria', 'sparsifier', 'schedules', 'callback', 'tickets', 'earlybird', 'data', 'models', 'train', 'controls', 'store', 'lottery', 'results', 'instability', 'viz', 'export')]   # no module name in this namespace
+_MODULES = [_importlib.import_module(f'lottery_nb.{m}') for m in ('core', 'granularity', 'criteria', 'sparsifier', 'schedules', 'callback', 'masks', 'tickets', 'hub', 'earlybird', 'data', 'models', 'presets', 'train', 'lease', 'controls', 'store', 'merge', 'lottery', 'results', 'instability', 'viz', 'export')]   # no module name in this namespace
 __all__ = [n for mod in _MODULES for n in mod.__all__]

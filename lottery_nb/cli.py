@@ -171,6 +171,7 @@ def _summarize(
     model:str|None=None, # The `MODELS` name that builds the model (`None`: read from the folder's ticket/)
     shape=None, # The input shape the model is built for
     command:str|None=None, # The command that made the folder, for the model card
+    dataset:str|None=None, # The dataset's name, for the model card
 ):
     "Draw a folder's summary: `results.csv`, `results.png` and `ticket/` (the sparsest ticket of its first seed, with a card); the rows it covers"
     from matplotlib.figure import Figure   # no pyplot: the command changes no backend and no global state
@@ -196,6 +197,7 @@ def _summarize(
     if model is None and prev.exists():   # how the command built the model, from the ticket it wrote before
         h = read_ticket(prev)['meta']; b = h.get('model', {}).get('build', '')
         if b.startswith('lottery_nb:'): model, shape, command = b.split(':', 1)[1], h.get('input_shape'), command or h.get('command')
+        dataset = dataset or h.get('dataset')
     title = f"{model or 'model'}: {rounds} round{'s' * (rounds != 1)}, {n} seed{'s' * (n != 1)}"
     fig = plot_results(df, title, fig=Figure(figsize=(17, 4.4)))
     with atomic_path(out/'results.png') as tmp: fig.savefig(tmp, dpi=120, format='png')
@@ -203,8 +205,9 @@ def _summarize(
     t = read_ticket(folder.ticket_file(done[0], rounds))   # the sparsest ticket of the first seed
     write_ticket(prev, MODELS[model](tuple(shape)), t['masks'], t['rewind'], t['trained'],
                  **{k: t['meta'][k] for k in ('seed', 'round', 'settings', 'found', 'trained_cost')},
-                 build=f'lottery_nb:{model}', input_shape=list(shape), n_seeds=n, results=_results_at(df, rounds), command=command)
-    write_card(out/'ticket')
+                 build=f'lottery_nb:{model}', input_shape=list(shape), n_seeds=n, results=_results_at(df, rounds), command=command,
+                 **({'dataset': Path(str(dataset)).name} if dataset else {}))
+    write_card(out/'ticket', results=df, command=command, dataset=dataset)
     return df
 
 def run(
@@ -246,7 +249,7 @@ def run(
     else:
         if args.threads: torch.set_num_threads(args.threads)
         df = find_ticket(learn_fn, **kw)
-    df = _summarize(out, args.rounds, set(df.arm), args.model, shape, args.command)
+    df = _summarize(out, args.rounds, set(df.arm), args.model, shape, args.command, args.dataset)
     n, done = df.seed.nunique(), sorted(df.seed.unique())
     print(f"\nTest accuracy at early stopping, mean ± std over {n} seed(s) ({', '.join(map(str, done))}):")
     print(summary_table(df).to_string())
@@ -270,7 +273,10 @@ def merge(
     from lottery_nb.merge import merge_runs
     df = merge_runs(*args.folders, out=args.out)
     print(f"merged {len(args.folders)} folder(s) into {args.out}: seeds {' '.join(map(str, sorted(df.seed.unique())))}, {len(df)} rows")
-    _summarize(Path(args.out).absolute())
+    out = Path(args.out).absolute()
+    src = next((Path(f)/'ticket' for f in args.folders if (Path(f)/'ticket'/'ticket.safetensors').is_file()), None)
+    if src is not None and not (out/'ticket').exists(): shutil.copytree(src, out/'ticket', symlinks=True)   # how to build its model
+    _summarize(out)
     return 0
 
 def _summarize_parser():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import zlib
 import numpy as np
 from .core import *
-from .tickets import random_masks
+from .masks import random_masks
 from .train import fit_ticket, accuracy_at_init, arm_results
 
 # %% auto #0

@@ -6,7 +6,8 @@ Docs: https://lottery-nb.github.io/lottery-nb/data.html.md"""
 
 # %% ../nbs/05_data.ipynb #c003
 from __future__ import annotations
-import random
+import random, warnings
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from functools import lru_cache
@@ -24,9 +25,9 @@ from fastai.torch_core import default_device
 from .core import BadValue, BadType, Offline, check_number, Registry
 
 # %% auto #0
-__all__ = ['OFFLINE', 'DATASETS', 'ClassifDataset', 'TensorDL', 'check_xy', 'tensor_dls', 'hold_out', 'digits', 'digits_dls',
-           'mnist1d', 'mnist1d_dls', 'folder_dls', 'npz_dls', 'mnist_dls', 'cifar10_dls', 'imagenette_dls', 'get_dls',
-           'synth_dls', 'synth_learner']
+__all__ = ['OFFLINE', 'DOWNLOADS', 'DATASETS', 'ClassifDataset', 'TensorDL', 'check_xy', 'tensor_dls', 'hold_out', 'digits',
+           'digits_dls', 'mnist1d', 'mnist1d_dls', 'folder_dls', 'npz_dls', 'Download', 'download_dls', 'mnist_dls',
+           'cifar10_dls', 'imagenette_dls', 'get_dls', 'synth_dls', 'synth_learner']
 
 # %% ../nbs/05_data.ipynb #c006
 class ClassifDataset:
@@ -82,6 +83,14 @@ def check_xy(
     return x.float(), y.long()
 
 # %% ../nbs/05_data.ipynb #c008
+def _pct(p): return f"{100 * p:.4g}%"
+
+def _splits(dls, unit, *sources, unused=''):
+    "`dls` with `dls.splits`: for each loader, where its samples come from and how many there are; and what was left unused"
+    dls.splits = {k: f"{s}: {len(dl.dataset):,} {unit}" for k, s, dl in zip(('train', 'valid', 'test'), sources, dls.loaders)}
+    if unused: dls.splits['unused'] = unused
+    return dls
+
 def tensor_dls(
     x_train, # Training inputs
     y_train, # Training labels
@@ -109,7 +118,7 @@ def tensor_dls(
     train = TensorDL(ClassifDataset(xt, yt, c), bs=bs, shuffle=True, drop_last=len(xt) > bs)
     train.rng = random.Random(seed)
     rest = [TensorDL(ClassifDataset(x, y, c), bs=2*bs) for x, y in splits[1:]]
-    return DataLoaders(train, *rest, device=device or default_device())
+    return _splits(DataLoaders(train, *rest, device=device or default_device()), 'samples', 'x_train', 'x_valid', 'x_test')
 
 # %% ../nbs/05_data.ipynb #xcfc2a27
 def _check_valid_pct(valid_pct):
@@ -156,9 +165,15 @@ def digits_dls(
     test_pct:float=0., # Share held out first as a test set, the third loader; 0 for train and valid only
 )->DataLoaders:
     "`DataLoaders` of `digits` images, for CNNs such as `resnet18(num_classes=10)`"
-    if not test_pct: return tensor_dls(*digits(size, valid_pct, seed), bs=bs, seed=seed, device=device)
+    held = f"held out at random (seed {seed})"
+    if not test_pct:
+        dls = tensor_dls(*digits(size, valid_pct, seed), bs=bs, seed=seed, device=device)
+        return _splits(dls, 'images', f"scikit-learn's digits less the {_pct(valid_pct)} held out for validation",
+                       f"{_pct(valid_pct)} of scikit-learn's digits, {held}")
     x, y, x_test, y_test = digits(size, test_pct, seed)
-    return tensor_dls(*hold_out(x, y, valid_pct, seed), bs=bs, seed=seed, device=device, x_test=x_test, y_test=y_test)
+    dls = tensor_dls(*hold_out(x, y, valid_pct, seed), bs=bs, seed=seed, device=device, x_test=x_test, y_test=y_test)
+    return _splits(dls, 'images', "scikit-learn's digits less the test and validation sets",
+                   f"{_pct(valid_pct)} of the digits the test set leaves, {held}", f"{_pct(test_pct)} of scikit-learn's digits, {held}")
 
 # %% ../nbs/05_data.ipynb #c017
 @lru_cache(maxsize=4)
@@ -182,18 +197,27 @@ def mnist1d_dls(
 )->DataLoaders:
     "`DataLoaders` of MNIST-1D vectors (40 features, 10 classes), for MLPs"
     x, y, x_test, y_test = mnist1d(seed)
-    if not valid_pct: return tensor_dls(x, y, x_test, y_test, bs=bs, seed=seed, device=device)
-    return tensor_dls(*hold_out(x, y, valid_pct, seed), bs=bs, seed=seed, device=device, x_test=x_test, y_test=y_test)
+    if not valid_pct:
+        dls = tensor_dls(x, y, x_test, y_test, bs=bs, seed=seed, device=device)
+        return _splits(dls, 'samples', "MNIST-1D's training set", "MNIST-1D's test set (there is no test split: validation is on the test set)")
+    dls = tensor_dls(*hold_out(x, y, valid_pct, seed), bs=bs, seed=seed, device=device, x_test=x_test, y_test=y_test)
+    return _splits(dls, 'samples', f"MNIST-1D's training set less the {_pct(valid_pct)} held out for validation",
+                   f"{_pct(valid_pct)} of MNIST-1D's training set, held out at random (seed {seed})", "MNIST-1D's test set")
 
 # %% ../nbs/05_data.ipynb #xa6a719c
-_TRAIN, _TEST = ('train', 'training'), ('valid', 'val', 'test', 'testing')
+_TRAIN, _VALID, _TEST = ('train', 'training'), ('valid', 'val'), ('test', 'testing')
+_LAYOUT = "An image folder needs train/<class>/* and valid/<class>/* (ImageNet layout), and may add test/<class>/*"
 
-def _subdir(path, names, what):
-    for n in names:
-        if (path/n).is_dir(): return path/n
-    there = sorted(p.name for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
-    raise BadValue(f"{str(path)!r} has no {what} folder: expected one of {list(names)}, found {there}. "
-                     f"An image folder needs train/<class>/* and valid/<class>/* (ImageNet layout)")
+def _layout(path):
+    "The training, validation and test folders of `path` (validation `None`: held out of training), and a note on those unused"
+    there = sorted(p.name for p in path.iterdir() if p.is_dir())
+    trains, valids, tests = found = [[path/n for n in names if n in there] for names in (_TRAIN, _VALID, _TEST)]
+    if not trains: raise BadValue(f"{str(path)!r} has no training folder: expected one of {list(_TRAIN)}, found {there}. {_LAYOUT}")
+    if not valids + tests:
+        raise BadValue(f"{str(path)!r} has no held-out folder: expected one of {list(_VALID + _TEST)}, found {there}. {_LAYOUT}")
+    unused = ', '.join(f"{d.name}/ (its synonym {ds[0].name}/ is used)" for ds in found for d in ds[1:])
+    valid, test = (valids[0], tests[0]) if valids and tests else (None, (valids + tests)[0])
+    return trains[0], valid, test, unused
 
 def _scan_images(files, what):
     "Open every image of `files` (decoding it whole): their sizes, or an error that names the first that cannot be read"
@@ -207,87 +231,109 @@ def _scan_images(files, what):
                            f"replace it or remove it from the {what} folder") from None
     return sizes
 
-def _check_images(train_dir, test_dir, files, test_files, size, bs, valid_pct):
-    "Everything about an image folder that would fail later, checked before any training"
+def _check_images(train_dir, files, held, size, bs, valid_pct):
+    "Everything about an image folder that would fail later, checked before any training; `held` is `[(role, folder, files)]`"
     from fastai.data.transforms import parent_label
-    if not test_files: raise BadValue(f"{str(test_dir)!r} holds no images")
-    sizes = {**_scan_images(files, 'training'), **_scan_images(test_files, 'test')}
+    for _, d, fs in held:
+        if not fs: raise BadValue(f"{str(d)!r} holds no images")
+    sizes = _scan_images(files, 'training')
+    for role, _, fs in held: sizes.update(_scan_images(fs, role))
     if size is None and len(set(sizes.values())) > 1:
         (a, sa), (b, sb) = next(iter(sizes.items())), next((f, s) for f, s in sizes.items() if s != next(iter(sizes.values())))
         raise BadValue(f"the images differ in size: {sa[0]}x{sa[1]} ({str(a)!r}) and {sb[0]}x{sb[1]} ({str(b)!r}); "
                        f"give a size to resize them to (--size, or folder_dls(size=...))")
-    classes, test_classes = {parent_label(f) for f in files}, {parent_label(f) for f in test_files}
+    classes = {parent_label(f) for f in files}
     if len(classes) < 2: raise BadValue(f"{str(train_dir)!r} has one class only ({sorted(classes)}): a classifier needs two or more class folders")
-    extra = sorted(test_classes - classes)
-    if extra: raise BadValue(f"{str(test_dir)!r} has classes {extra[:10]} that {str(train_dir)!r} lacks: every class needs training images")
-    n_train = len(files) - int(valid_pct * len(files))
-    if n_train < bs: raise BadValue(f"{str(train_dir)!r} leaves {n_train} training images after holding out {valid_pct:.0%} for "
-                                    f"validation, fewer than one batch of {bs}: lower the batch size (--bs)")
+    for _, d, fs in held:
+        extra = sorted({parent_label(f) for f in fs} - classes)
+        if extra: raise BadValue(f"{str(d)!r} has classes {extra[:10]} that {str(train_dir)!r} lacks: every class needs training images")
+    n_train = len(files) - int((valid_pct or 0) * len(files))   # `valid_pct` None: a validation folder, nothing held out
+    if n_train < bs:
+        held_out = f" after holding out {valid_pct:.0%} for validation" if valid_pct else ''
+        raise BadValue(f"{str(train_dir)!r} leaves {n_train} training images{held_out}, fewer than one batch of {bs}: "
+                       f"lower the batch size (--bs)")
 
 def folder_dls(
-    path, # A folder with `train/<class>/*` and `valid/<class>/*` (or `val`, `test`, `testing`) images
+    path, # A folder with `train/<class>/*` and `valid/<class>/*` (or `val`), `test/<class>/*` (or `testing`), or both
     bs:int=64, # Batch size
     seed:int=42, # Fixes the validation split and the batch order
     device:str|torch.device|None=None, # Device of the batches; `None` lets fastai choose (the GPU when there is one)
-    valid_pct:float=0.1, # Share of the training images held out for validation
+    valid_pct:float=0.1, # Share of the training images held out for validation, when there is one held-out folder only
     size:int|None=None, # Resize every image to `size`×`size`; `None` keeps them as they are (they must match)
 )->DataLoaders:
-    "`DataLoaders` of an image folder: train and valid from its training images, test from its validation ones"
+    "`DataLoaders` of an image folder: train, valid and test, each as its folder says; `dls.splits` says which is which"
     from PIL import Image
     from fastai.data.block import DataBlock, CategoryBlock
-    from fastai.data.transforms import get_image_files, parent_label, Normalize
+    from fastai.data.transforms import get_image_files, parent_label, Normalize, IndexSplitter
     from fastai.vision.data import ImageBlock
     from fastai.vision.core import PILImage, PILImageBW
     from fastai.vision.augment import Resize
     path = Path(path)
     if not path.is_dir(): raise BadValue(f"no folder at {str(path)!r}")
-    train_dir, test_dir = _subdir(path, _TRAIN, 'training'), _subdir(path, _TEST, 'test')
-    files, test_files = get_image_files(train_dir), get_image_files(test_dir)
+    train_dir, valid_dir, test_dir, unused = _layout(path)
+    files = get_image_files(train_dir)
     if not files: raise BadValue(f"{str(train_dir)!r} holds no images (looked for .png, .jpg and the other image types)")
     _check_valid_pct(valid_pct)
     if size is not None: check_number(size, 'size', 1, integer=True, note='pixels')
-    _check_images(train_dir, test_dir, files, test_files, size, bs, valid_pct)
+    valid_files, test_files = get_image_files(valid_dir) if valid_dir else [], get_image_files(test_dir)
+    held = ([('validation', valid_dir, valid_files)] if valid_dir else []) + [('test', test_dir, test_files)]
+    _check_images(train_dir, files, held, size, bs, None if valid_dir else valid_pct)
     grey = Image.open(files[0]).mode in ('L', '1')
-    block = DataBlock(blocks=(ImageBlock(PILImageBW if grey else PILImage), CategoryBlock), get_items=get_image_files,
-                      get_y=parent_label, splitter=RandomSplitter(valid_pct, seed),
-                      item_tfms=Resize(size) if size else None, batch_tfms=Normalize())
+    items = [*files, *valid_files]
+    splitter = IndexSplitter(list(range(len(files), len(items)))) if valid_dir else RandomSplitter(valid_pct, seed)
+    block = DataBlock(blocks=(ImageBlock(PILImageBW if grey else PILImage), CategoryBlock), get_y=parent_label,
+                      splitter=splitter, item_tfms=Resize(size) if size else None, batch_tfms=Normalize())
     with torch.random.fork_rng(devices=[]):
-        dls = block.dataloaders(train_dir, bs=bs, device=device or default_device())
+        dls = block.dataloaders(items, bs=bs, device=device or default_device())
     dls.train.rng = random.Random(seed)
-    test = dls.test_dl(test_files, with_labels=True)
-    return DataLoaders(dls.train, dls.valid, test, device=dls.device)
+    dls = DataLoaders(dls.train, dls.valid, dls.test_dl(test_files, with_labels=True), device=dls.device)
+    t = f"{train_dir.name}/"
+    sources = ((t, f"{valid_dir.name}/") if valid_dir else
+               (f"{t} less the {_pct(valid_pct)} held out for validation", f"{_pct(valid_pct)} of {t}, held out at random (seed {seed})"))
+    if unused: warnings.warn(f"{str(path)!r}: {unused} left unused", stacklevel=2)
+    return _splits(dls, 'images', *sources, f"{test_dir.name}/", unused=unused)
 
 # %% ../nbs/05_data.ipynb #x8c81c52
 def npz_dls(
-    path, # A `.npz` file with `x_train`, `y_train`, `x_test`, `y_test`: inputs (samples, features), or images (samples, channels, height, width) or (samples, height, width)
+    path, # A `.npz` file with `x_train`, `y_train`, `x_test`, `y_test` (and optionally `x_valid`, `y_valid`): inputs (samples, features), or images (samples, channels, height, width) or (samples, height, width)
     bs:int=64, # Batch size
     seed:int=42, # Fixes the validation split and the batch order
     device:str|torch.device|None=None, # Device of the batches; `None` lets fastai choose (the GPU when there is one)
-    valid_pct:float=0.1, # Share of the training samples held out for validation
+    valid_pct:float=0.1, # Share of the training samples held out for validation, when the file has no `x_valid`
 )->DataLoaders:
-    "`DataLoaders` of arrays saved with `np.savez`: train and valid from the training arrays, and the test set"
+    "`DataLoaders` of arrays saved with `np.savez`: train, valid (its own arrays, or held out of train) and test"
     path = Path(path)
     if not path.is_file(): raise BadValue(f"no .npz file at {str(path)!r}")
     try: d = np.load(path, allow_pickle=False)
     except Exception as e: raise BadValue(f"{str(path)!r} is not a readable .npz file ({type(e).__name__})") from None
     missing = [k for k in ('x_train', 'y_train', 'x_test', 'y_test') if k not in d.files]
     if missing: raise BadValue(f"{str(path)!r} lacks {missing}; it holds {sorted(d.files)}")
+    has_valid = 'x_valid' in d.files or 'y_valid' in d.files
+    if has_valid and not {'x_valid', 'y_valid'} <= set(d.files):
+        raise BadValue(f"{str(path)!r} holds {'x_valid' if 'x_valid' in d.files else 'y_valid'} without "
+                       f"{'y_valid' if 'x_valid' in d.files else 'x_valid'}: a validation set needs both")
     def array(k):
         try: a = d[k]
         except ValueError: raise BadValue(f"array {k!r} of {str(path)!r} holds Python objects (dtype object): save numbers") from None
         if a.dtype.kind not in 'biuf':
             raise BadType(f"array {k!r} of {str(path)!r} holds {a.dtype} values: {'labels' if k[0] == 'y' else 'inputs'} must be numbers")
         return torch.from_numpy(a)
-    def x_of(a, k):
+    def x_of(k):
+        a = array(k)
         if a.ndim == 4 and a.shape[-1] in (1, 3, 4) and a.shape[1] not in (1, 3, 4):
             raise BadValue(f"{k} of {str(path)!r} looks channels-last, shape {tuple(a.shape)}: images go (samples, channels, "
                            f"height, width); transpose it with x.transpose(0, 3, 1, 2) before saving")
         if not a.is_floating_point() and not a.is_complex(): a = a.float() / 255
         return a[:, None] if a.ndim == 3 else a
-    x, x_test = x_of(array('x_train'), 'x_train'), x_of(array('x_test'), 'x_test')
-    y, y_test = array('y_train'), array('y_test')
-    x, y = check_xy(x, y, 'train')   # before the split, which needs one label per sample
-    return tensor_dls(*hold_out(x, y, valid_pct, seed), bs=bs, seed=seed, device=device, x_test=x_test, y_test=y_test)
+    x, y = check_xy(x_of('x_train'), array('y_train'), 'train')   # before the split, which needs one label per sample
+    if has_valid: splits, sources = (x, y, x_of('x_valid'), array('y_valid')), ('x_train', 'x_valid')
+    else: splits, sources = hold_out(x, y, valid_pct, seed), (f"x_train less the {_pct(valid_pct)} held out for validation",
+                                                           f"{_pct(valid_pct)} of x_train, held out at random (seed {seed})")
+    dls = tensor_dls(*splits, bs=bs, seed=seed, device=device, x_test=x_of('x_test'), y_test=array('y_test'))
+    other = sorted(set(d.files) - {f'{v}_{s}' for v in 'xy' for s in ('train', 'valid', 'test')})
+    unused = f"{', '.join(other)} (npz_dls reads x_ and y_ of train, valid and test)" if other else ''
+    if unused: warnings.warn(f"{str(path)!r}: {unused} left unused", stacklevel=2)
+    return _splits(dls, 'samples', *sources, 'x_test', unused=unused)
 
 # %% ../nbs/05_data.ipynb #x565b302
 OFFLINE = "'mnist1d', 'digits', an image folder (train/<class>/*, valid/<class>/*) or a .npz file"
@@ -301,36 +347,48 @@ def _fetch(name, url):
         raise Offline(f"could not download {name} ({type(e).__name__}: {why}): it needs the internet, as in "
                               f"Colab. Offline, use {OFFLINE}") from None
 
-def mnist_dls(
-    bs:int=64, # Batch size
-    seed:int=42, # Fixes the validation split and the batch order
-    device:str|torch.device|None=None, # Device of the batches; `None` lets fastai choose (the GPU when there is one)
-    valid_pct:float=0.1, # Share of the 60,000 training images held out for validation (Frankle & Carbin hold out 5,000)
-)->DataLoaders:
-    "MNIST (28×28 grey digits), downloaded with `untar_data`: train, valid and the 10,000 test images"
-    from fastai.data.external import URLs
-    return folder_dls(_fetch('MNIST', URLs.MNIST), bs=bs, seed=seed, device=device, valid_pct=valid_pct)
+@dataclass(frozen=True)
+class Download:
+    "A dataset fastai's `untar_data` fetches: its name in messages, its `URLs` attribute, its training images, its image size"
+    title:str # The dataset's name, as messages give it
+    url:str # The attribute of fastai's `URLs` that holds its address
+    n_train:int # Images in its training folder
+    size:int|None=None # Side its images are resized to; `None` keeps them as they are
 
-def cifar10_dls(
-    bs:int=64, # Batch size
-    seed:int=42, # Fixes the validation split and the batch order
-    device:str|torch.device|None=None, # Device of the batches; `None` lets fastai choose (the GPU when there is one)
-    valid_pct:float=0.1, # Share of the 50,000 training images held out for validation (Frankle & Carbin hold out 5,000)
-)->DataLoaders:
-    "CIFAR-10 (32×32 colour), downloaded with `untar_data`: train, valid and the 10,000 test images"
-    from fastai.data.external import URLs
-    return folder_dls(_fetch('CIFAR-10', URLs.CIFAR), bs=bs, seed=seed, device=device, valid_pct=valid_pct)
+DOWNLOADS = Registry('download', {'mnist': Download('MNIST', 'MNIST', 60_000),
+                                  'cifar10': Download('CIFAR-10', 'CIFAR', 50_000),
+                                  'imagenette': Download('Imagenette', 'IMAGENETTE_160', 9_469, size=128)})
 
-def imagenette_dls(
+def download_dls(
+    name:str, # A name in `DOWNLOADS`
     bs:int=64, # Batch size
     seed:int=42, # Fixes the validation split and the batch order
     device:str|torch.device|None=None, # Device of the batches; `None` lets fastai choose (the GPU when there is one)
-    valid_pct:float=0.1, # Share of the training images held out for validation
-    size:int=128, # Side the images are resized to
+    valid_pct:float=0.1, # Share of the training images held out for validation (Frankle & Carbin hold out 5,000)
+    size:int|None=None, # Side the images are resized to; `None`: the dataset's own `size`
 )->DataLoaders:
-    "Imagenette (10 ImageNet classes, 160-pixel version), downloaded with `untar_data`, resized to `size`"
+    "The dataset `DOWNLOADS[name]`, downloaded once with `untar_data`: train, valid (held out of train) and its test images"
     from fastai.data.external import URLs
-    return folder_dls(_fetch('Imagenette', URLs.IMAGENETTE_160), bs=bs, seed=seed, device=device, valid_pct=valid_pct, size=size)
+    d = DOWNLOADS[name]
+    return folder_dls(_fetch(d.title, getattr(URLs, d.url)), bs=bs, seed=seed, device=device, valid_pct=valid_pct, size=size or d.size)
+
+def mnist_dls(bs:int=64, seed:int=42, device:str|torch.device|None=None,
+              valid_pct:float=0.1, # Share of the 60,000 training images held out for validation
+             )->DataLoaders:
+    "MNIST (28×28 grey digits), downloaded: train, valid and the 10,000 test images; `download_dls('mnist')`"
+    return download_dls('mnist', bs, seed, device, valid_pct)
+
+def cifar10_dls(bs:int=64, seed:int=42, device:str|torch.device|None=None,
+                valid_pct:float=0.1, # Share of the 50,000 training images held out for validation
+               )->DataLoaders:
+    "CIFAR-10 (32×32 colour), downloaded: train, valid and the 10,000 test images; `download_dls('cifar10')`"
+    return download_dls('cifar10', bs, seed, device, valid_pct)
+
+def imagenette_dls(bs:int=64, seed:int=42, device:str|torch.device|None=None, valid_pct:float=0.1,
+                   size:int=128, # Side the images are resized to
+                  )->DataLoaders:
+    "Imagenette (10 ImageNet classes, 160-pixel version), downloaded, resized to `size`; `download_dls('imagenette')`"
+    return download_dls('imagenette', bs, seed, device, valid_pct, size)
 
 # %% ../nbs/05_data.ipynb #x767d259
 DATASETS = Registry('dataset', {'mnist1d': partial(mnist1d_dls, valid_pct=0.1),
@@ -363,7 +421,8 @@ def synth_dls(
     x = torch.randn(n, *(shape or (n_in,)), generator=g)
     y = (x.flatten(1)[:, :10].sum(1) > 0).long()
     cut = 3*n//4
-    return tensor_dls(x[:cut], y[:cut], x[cut:], y[cut:], bs=bs, seed=seed, device=device)
+    dls = tensor_dls(x[:cut], y[:cut], x[cut:], y[cut:], bs=bs, seed=seed, device=device)
+    return _splits(dls, 'samples', f'random samples (seed {seed}), the first three quarters', 'the last quarter')
 
 def synth_learner(
     model:nn.Module|None=None, # Defaults to Linear(20, 32), BatchNorm1d, ReLU, Linear(32, 2)

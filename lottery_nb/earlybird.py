@@ -17,7 +17,7 @@ from .granularity import *
 from .criteria import *
 from .sparsifier import *
 from .callback import RESETS
-from .tickets import mask_distance
+from .masks import mask_distance
 
 # %% auto #0
 __all__ = ['EarlyBirdCallback', 'plot_mask_distance']

@@ -27,7 +27,7 @@ from .tickets import write_ticket, read_ticket
 from .train import parse_rewind, RewindPoint, fit_ticket
 from .controls import CONTROLS, ARMS, arm_seed
 from .lease import sigterm_stops, Terminated
-from .store import open_run, learner_facts, legacy_facts, canonical, sort_rows, FORMAT
+from .store import open_run, learner_facts, legacy_facts, canonical, sort_rows, RESULTS_FORMAT
 
 # %% auto #0
 __all__ = ['round_sparsity', 'TaskFailed', 'check_seeds', 'find_ticket']
@@ -168,21 +168,23 @@ class _Tasks:
     def __init__(self, executor, learn_fn, threads):
         self.ex, self.learn_fn, self.threads, self.payload = executor or _Inline(), learn_fn, threads, None
         self.inline, self.token = executor is None, uuid.uuid4().hex
-        # a process pool's or Dask's workers live on: each asks for the learner once. Other executors (submitit) start
-        # a process per task, which gets it with the task
-        self.lazy = isinstance(executor, ProcessPoolExecutor) or _is_dask(executor)
+        # a process pool's workers live on: each asks for the learner once (a forked one has it); Dask gets it scattered
+        # to every worker; other executors (submitit) start a process per task, which gets it with the task
+        self.lazy = isinstance(executor, ProcessPoolExecutor)
         if not self.inline: _SHIPPED[self.token] = learn_fn   # a worker forked from here on has it already
-        self.sent = 0   # tasks submitted
+        self.sent, self.scattered = 0, None   # tasks submitted; Dask's copy of the learner on every worker
     def _payload(self):
-        if self.payload is None:
-            try: self.payload = pickle.dumps(self.learn_fn)
-            except Exception:
-                import cloudpickle; self.payload = cloudpickle.dumps(self.learn_fn)   # Dask's own pickler takes lambdas
+        if self.payload is None:   # Dask's workers are not forked from here: cloudpickle sends a notebook's functions by value
+            if _is_dask(self.ex): import cloudpickle; self.payload = cloudpickle.dumps(self.learn_fn)
+            else: self.payload = pickle.dumps(self.learn_fn)
         return self.payload
     def submit(self, fn, *args, ship=False):
         self.sent += 1
         if self.inline: return self.ex.submit(fn, self.learn_fn, *args)
-        ref = (self.token, self._payload() if ship or not self.lazy else None)
+        if _is_dask(self.ex) and self.scattered is None:   # Dask sends it to each worker once, and hands the task its copy
+            client = getattr(self.ex, '_client', self.ex)
+            self.scattered = client.scatter(self._payload(), broadcast=True, hash=False)
+        ref = (self.token, self.scattered if self.scattered is not None else self._payload() if ship or not self.lazy else None)
         return self.ex.submit(_in_worker, self.threads, ref, fn, *_pack(args))
     def result(self, f): return f.result() if self.inline else _unpack(f.result())
     def stop(self, pending, hard):
@@ -331,7 +333,7 @@ def _configure(
     except BadValue:
         if folder: raise
         facts = None   # only a results folder needs every function named
-    settings = dict(format=FORMAT, rewind=rewind_it, criteria=crit, **run, learner=facts)
+    settings = dict(format=RESULTS_FORMAT, rewind=rewind_it, criteria=crit, **run, learner=facts)
     legacy = dict(lottery_nb=lottery_nb.__version__, rewind=str(a.rewind), criteria=named or getattr(criteria, '__name__', repr(criteria)),
                   **run, learner=legacy_facts(probe)) if folder else None
     return SimpleNamespace(rounds=a.rounds, prune_pct=a.prune_pct, rewind=a.rewind, rewind_it=rewind_it, epochs=a.epochs, lr=a.lr,

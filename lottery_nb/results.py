@@ -10,7 +10,7 @@ import json, math
 import pandas as pd
 from matplotlib.axes import Axes
 from .core import *
-from .tickets import overlap_matrix
+from .masks import overlap_matrix
 from .controls import ARMS, UNTRAINED
 from .train import CURVES
 

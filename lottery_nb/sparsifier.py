@@ -6,7 +6,7 @@ Docs: https://lottery-nb.github.io/lottery-nb/sparsifier.html.md"""
 
 # %% ../nbs/03_sparsifier.ipynb #c002
 from __future__ import annotations
-import math, numbers, warnings
+import math, warnings
 import torch
 from torch import nn, Tensor
 from fastcore.basics import patch
@@ -17,7 +17,8 @@ from .granularity import *
 from .criteria import *
 
 # %% auto #0
-__all__ = ['METHODS', 'kth_smallest', 'bottom_k', 'local', 'global_', 'check_sparsity', 'get_method', 'Sparsifier']
+__all__ = ['METHODS', 'kth_smallest', 'bottom_k', 'local', 'global_', 'check_sparsity', 'get_method', 'output_layers',
+           'Sparsifier']
 
 # %% ../nbs/03_sparsifier.ipynb #c005
 def kth_smallest(s:Tensor, # 1-d scores
@@ -89,6 +90,76 @@ def get_method(
     "Look up a method by name (or pass one of `METHODS` through), with an error that lists the valid ones"
     return lookup(METHODS, method, 'method')
 
+# %% ../nbs/03_sparsifier.ipynb #xol002
+def _layers_of(model, layer_type):
+    "The modules that count as layers when looking for the output: every `PRUNABLE` layer and every `layer_type` one"
+    return prunable_layers(model, (*PRUNABLE, *check_layer_type(layer_type)))
+
+def _short(e): return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:150]}"
+
+def _traced_outputs(model, layers):
+    "The `layers` whose output reaches the model's output through no other layer, read off a `torch.fx` trace"
+    import torch.fx as fx
+    names = {id(m): n for n,m in layers.items()}
+    if id(model) in names: return [names[id(model)]]   # the model is one layer
+    class Tracer(fx.Tracer):   # a layer is one opaque call, whatever its class
+        def is_leaf_module(self, m, qualname): return id(m) in names or super().is_leaf_module(m, qualname)
+    graph, mods = Tracer().trace(model), dict(model.named_modules(remove_duplicate=False))
+    res, todo, seen = [], [n for n in graph.nodes if n.op == 'output'], set()
+    while todo:
+        for a in todo.pop().all_input_nodes:
+            if a in seen: continue
+            seen.add(a)
+            if a.op == 'call_module' and id(mods[a.target]) in names: res.append(names[id(mods[a.target])])
+            else: todo.append(a)   # an activation, a pooling, a reshape, a sum...: look further back
+    return [n for n in layers if n in res]
+
+def _tensors(o):
+    "The tensors in a model's output: a tensor, or tuples, lists and dicts of them"
+    if isinstance(o, Tensor): return [o]
+    if isinstance(o, dict): o = list(o.values())
+    return [t for x in o for t in _tensors(x)] if isinstance(o, (list, tuple)) else []
+
+def _run_outputs(model, layers, sample):
+    "The `layers` whose output reaches the model's output on `sample` through no other layer, from one forward pass"
+    cut = []
+    def hook(n):
+        def f(m, i, o):
+            if not (isinstance(o, Tensor) and o.is_floating_point()): return None
+            c = o.detach().requires_grad_(); cut.append((n, c))
+            return c.clone()   # the rest of the model sees a copy cut from the graph: what reaches the output from here went through no later layer
+        return f
+    modes = {m: m.training for m in model.modules()}
+    hooks = [m.register_forward_hook(hook(n)) for n,m in layers.items()]
+    try:
+        model.eval()
+        with torch.enable_grad(): out = model(*sample) if isinstance(sample, (tuple, list)) else model(sample)
+    except Exception as e:
+        raise BadValue(f"could not run {type(model).__name__} on sample to find its output layer ({_short(e)}): sample must be "
+                       f"an input batch the model takes, as model(sample), or model(*sample) for a tuple") from e
+    finally:
+        for h in hooks: h.remove()
+        for m,t in modes.items(): m.training = t
+    outs = [o for o in _tensors(out) if o.requires_grad]
+    if not outs or not cut: return []
+    gs = torch.autograd.grad(outs, [c for _,c in cut], [torch.ones_like(o) for o in outs], allow_unused=True)
+    res = {n for (n,_),g in zip(cut, gs) if g is not None}
+    return [n for n in layers if n in res]
+
+def output_layers(
+    model:nn.Module, # Any PyTorch model
+    layer_type:tuple=PRUNABLE, # Layer classes that count as layers besides `PRUNABLE`'s
+    sample=None, # An input batch, as `model(sample)` (or `model(*sample)` for a tuple) takes it; `None`: trace `model` without running it
+)->list:
+    "The names of the layers whose outputs are the model's outputs: what they return reaches the model's output through no other layer"
+    layers = _layers_of(model, layer_type)
+    if sample is not None: return _run_outputs(model, layers, sample)
+    try: return _traced_outputs(model, layers)
+    except Exception as e:
+        raise BadValue(f"could not find the output layer of {type(model).__name__} without running it: torch.fx cannot trace "
+                       f"it ({_short(e)}). Pass sample= (an input batch) to find it from one forward pass, or prune_output=True "
+                       f"to prune the output layer's units too") from None
+
 # %% ../nbs/03_sparsifier.ipynb #c020
 class Sparsifier:
     "Prune the prunable layers of `model` to an exact sparsity, and rewind the survivors"
@@ -98,6 +169,7 @@ class Sparsifier:
                  criteria=large_final, # A name from `CRITERIA` or a function f(w, w0) -> score, high is kept
                  layer_type:tuple=PRUNABLE, # The layer classes whose weight is pruned
                  prune_output:bool=False, # With `granularity='filter'`, prune the output layer's units too (its classes)
+                 sample=None, # With `granularity='filter'`, an input batch to find the output layer from (see `output_layers`); `None`: trace the model
                 ):
         if not isinstance(model, nn.Module):   # a Learner, a string...: say what it takes before touching anything
             raise BadType(f"Sparsifier takes a PyTorch model (an nn.Module), got {type(model).__name__}"
@@ -105,9 +177,13 @@ class Sparsifier:
         self.granularity,self.method = get_granularity(granularity),get_method(method)
         self.criteria,self.layer_type = get_criteria(criteria),check_layer_type(layer_type)
         self.model,self.built = model,prunable_layers(model, layer_type)   # `built`: what `check_layers` compares with
-        self.layers = self.built
-        if self.granularity.name == 'filter' and not check_flag(prune_output, 'prune_output') and len(self.built) > 1:
-            self.layers = dict(list(self.built.items())[:-1])   # the output layer's filters are the model's outputs: its classes
+        self.kept_out = []   # the output layers left whole: their filters are the model's outputs, its classes
+        if not check_flag(prune_output, 'prune_output') and self.granularity.name == 'filter':
+            self.kept_out = [n for n in output_layers(model, layer_type, sample) if n in self.built]
+        self.layers = {n:m for n,m in self.built.items() if n not in self.kept_out}
+        if not self.layers:
+            raise BadValue(f"with granularity='filter', the output layer(s) {self.kept_out} keep their units (the model's outputs), and "
+                           f"{type(model).__name__} has no other layer of layer_type to prune: pass prune_output=True to prune them too")
         for n,m in self.layers.items(): self.granularity.check(n, m.weight)
         add_masks(model, layer_type)
         self.snapshot()

@@ -15,12 +15,12 @@ from .controls import ARMS
 from .lease import Lease, RunFolderError
 
 # %% auto #0
-__all__ = ['SETTINGS', 'RESULTS', 'FAILURES', 'FORMAT', 'MAY_CHANGE', 'NoStableName', 'digest', 'canonical', 'data_facts',
+__all__ = ['SETTINGS', 'RESULTS', 'FAILURES', 'RESULTS_FORMAT', 'MAY_CHANGE', 'NoStableName', 'digest', 'canonical', 'data_facts',
            'learner_facts', 'legacy_facts', 'RunFolder', 'sort_rows', 'open_run', 'read_results']
 
 # %% ../nbs/07b_store.ipynb #st006
 SETTINGS, RESULTS, FAILURES = 'settings.json', 'results.csv', 'failures.log'
-FORMAT = 2   # the results folder's format: what decides whether a folder can be read and continued
+RESULTS_FORMAT = 2   # the results folder's format: what decides whether a folder can be read and continued
 MAY_CHANGE = ('rounds', 'seeds', 'controls', 'progress', 'executor', 'threads', 'retries')   # find_ticket's arguments a later run may change
 
 class NoStableName(BadValue):
@@ -242,8 +242,8 @@ def open_run(
     if not os.access(path, os.W_OK): raise RunFolderError(f"cannot write in the results folder {str(path)!r} (read-only): give a folder you can write to")
     old, new = _read_json(f), json.loads(json.dumps(settings))
     fmt = old.get('format', 1)
-    if fmt > FORMAT: raise RunFolderError(f"{str(path)!r} has results format {fmt}, newer than this lottery_nb reads ({FORMAT}): upgrade lottery_nb")
-    if fmt < FORMAT: old, new = _upgrade(old, new, legacy)
+    if fmt > RESULTS_FORMAT: raise RunFolderError(f"{str(path)!r} has results format {fmt}, newer than this lottery_nb reads ({RESULTS_FORMAT}): upgrade lottery_nb")
+    if fmt < RESULTS_FORMAT: old, new = _upgrade(old, new, legacy)
     diff = _settings_diff(old, new)
     if diff: raise RunFolderError(f"{str(path)!r} was made with other settings ({'; '.join(diff)}): run with the same settings "
                                   f"to continue it (only {', '.join(MAY_CHANGE[:3])} may change), or give a new folder")

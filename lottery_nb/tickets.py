@@ -1,4 +1,4 @@
-"""A ticket is a mask plus the rewind weights its survivors start from: random masks of the same sizes, files that load without running code, and how far apart two masks are.
+"""A ticket is a mask plus the rewind weights its survivors start from: a safetensors file that loads without running code, into any model of the same architecture.
 
 Docs: https://lottery-nb.github.io/lottery-nb/tickets.html.md"""
 
@@ -6,11 +6,10 @@ Docs: https://lottery-nb.github.io/lottery-nb/tickets.html.md"""
 
 # %% ../nbs/06a_tickets.ipynb #06ac003
 from __future__ import annotations
-import json, os, pickle, re, zlib
-import numpy as np
+import json, pickle, re
 from copy import deepcopy
 from pathlib import Path
-import torch, pandas as pd
+import torch
 from torch import nn
 from fastai.learner import Learner
 from fastcore.meta import delegates
@@ -21,67 +20,8 @@ from .sparsifier import *
 from .callback import SparsifyCallback
 
 # %% auto #0
-__all__ = ['FORMAT', 'FORMAT_VERSION', 'TICKET_FILE', 'HUB', 'WEIGHTS', 'random_masks', 'mask_distance', 'mask_overlap',
-           'overlap_matrix', 'write_ticket', 'save_ticket', 'read_ticket', 'load_ticket', 'model_card', 'write_card',
-           'push_ticket', 'pull_ticket']
-
-# %% ../nbs/06a_tickets.ipynb #c013
-def random_masks(
-    masks:dict, # `{layer: bool mask}` to copy the counts from
-    seed:int=0, # Seeds the positions
-)->dict:
-    "Masks with the same number of `False` per layer as `masks`, at random positions; each layer's drawn from (`seed`, its name)"
-    res = {}
-    for n, m in masks.items():
-        g = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, zlib.crc32(n.encode())]).generate_state(1, np.uint64)[0]) >> 1)
-        keep = torch.zeros(m.numel(), dtype=torch.bool)
-        keep[torch.randperm(m.numel(), generator=g)[:int(m.sum())]] = True
-        res[n] = keep.view(m.shape).to(m.device)
-    return res
-
-# %% ../nbs/06a_tickets.ipynb #eb006
-def mask_distance(
-    a:dict, # `{layer: bool mask}`
-    b:dict, # Masks of the same layers and shapes
-    alive:dict|None=None, # Masks of the weights still in play: the distance is a share of those; `None`: of all weights
-)->float:
-    "The share of the weights (of all of them, or of those `alive` keeps) on which `a` and `b` differ; 0 is the same mask"
-    if set(a) != set(b): raise BadValue(f"the masks cover different layers: {sorted(a)} and {sorted(b)}")
-    diff = sum(int((a[n].bool() != b[n].bool().to(a[n].device)).sum()) for n in a)
-    n = sum(int(alive[k].sum()) for k in a) if alive is not None else sum(a[k].numel() for k in a)
-    return diff / max(n, 1)
-
-# %% ../nbs/06a_tickets.ipynb #c035b
-def mask_overlap(
-    a:dict, # A ticket's `{layer: bool mask}` (as `get_masks` gives it)
-    b:dict, # Another ticket's masks, for the same architecture
-)->pd.DataFrame:
-    "Per-layer and total Jaccard similarity of the weights `a` and `b` keep, beside its value for random masks of the same sizes"
-    if set(a) != set(b):
-        raise BadValue(f"the tickets mask different layers: only in the first {sorted(set(a) - set(b))}, "
-                         f"only in the second {sorted(set(b) - set(a))}")
-    rows = {}
-    for k in a:
-        x, y = a[k].bool().cpu(), b[k].bool().cpu()
-        if x.shape != y.shape: raise BadValue(f"layer {k!r}: mask shapes {tuple(x.shape)} and {tuple(y.shape)} differ")
-        rows[k] = dict(weights=x.numel(), kept_a=int(x.sum()), kept_b=int(y.sum()), kept_both=int((x & y).sum()))
-    df = pd.DataFrame.from_dict(rows, orient='index')
-    both_at_random = df.kept_a * df.kept_b / df.weights   # expected overlap of random masks of these sizes, per layer
-    df.loc['total'] = df.sum(); both_at_random['total'] = both_at_random.sum()
-    union = df.kept_a + df.kept_b - df.kept_both
-    df['jaccard'] = (df.kept_both / union.where(union > 0)).fillna(1.0)
-    df['chance'] = (both_at_random / (df.kept_a + df.kept_b - both_at_random)).fillna(1.0)
-    return df
-
-# %% ../nbs/06a_tickets.ipynb #c035f
-def overlap_matrix(
-    tickets:dict, # `{name: masks}`, e.g. one ticket per seed or per round
-)->pd.DataFrame:
-    "Total Jaccard similarity of every pair of `tickets`"
-    names = list(tickets)
-    return pd.DataFrame([[mask_overlap(tickets[i], tickets[j]).loc['total', 'jaccard'] for j in names] for i in names],
-                        index=names, columns=names)
-
+__all__ = ['FORMAT', 'FORMAT_VERSION', 'TICKET_FILE', 'HUB', 'WEIGHTS', 'write_ticket', 'save_ticket', 'read_ticket',
+           'load_ticket']
 
 # %% ../nbs/06a_tickets.ipynb #c016
 FORMAT, FORMAT_VERSION = 'lottery_nb.ticket', 1   # what a ticket file's header says it is
@@ -156,9 +96,10 @@ def save_ticket(
     model, rewind, info = _ticket_of(x)
     file = _ticket_path(path)
     write_ticket(file, model, get_masks(model), rewind, trained, **info, **meta)
-    if file.parent == Path(path): write_card(path)
+    if file.parent == Path(path):
+        from lottery_nb.hub import write_card   # the card's page comes after this one: a card reads a ticket
+        write_card(path)
     return Path(path)
-
 
 # %% ../nbs/06a_tickets.ipynb #c017
 def _ticket_file(path):
@@ -268,7 +209,9 @@ def load_ticket(
 )->Sparsifier:
     "Load a ticket into `model` (weights and masks) and return its `Sparsifier`; the header is in `.meta`"
     if weights not in WEIGHTS: raise BadValue(f"weights must be one of {WEIGHTS}, got {weights!r}")
-    if str(path).startswith(HUB): path = pull_ticket(str(path))
+    if str(path).startswith(HUB):
+        from lottery_nb.hub import pull_ticket   # the Hub's page comes after this one
+        path = pull_ticket(str(path))
     t = read_ticket(path)
     if t[weights] is None: raise BadValue(f"{str(path)!r} holds no trained weights: load weights='rewind', the ticket to retrain")
     model = unwrap_model(model)
@@ -279,95 +222,3 @@ def load_ticket(
     sp.rewind_state = {k: v.to(dev) for k, v in t['rewind'].items()}   # the rewind point, dense: a random mask may keep other weights
     sp.meta, sp.trained = t['meta'], t['trained']
     return sp
-
-
-# %% ../nbs/06a_tickets.ipynb #xtl0007
-def _pm(r): return f"{r['mean']:.3f} ± {r.get('std') or 0:.3f}" if isinstance(r, dict) else f'{r:.3f}'
-
-def model_card(
-    header:dict, # A ticket's header (`load_ticket(...).meta`, or `read_ticket(...)['meta']`)
-)->str:
-    "A README for a ticket, in the Hugging Face model-card layout: what it is, how it was found, how well it does, how to load it"
-    h, rows = header, []
-    build = h['model']['build']
-    shape = repr(tuple(h['input_shape'])) if h.get('input_shape') else '...'   # the command records its models' input
-    rebuild = (f"MODELS[{build.split(':', 1)[1]!r}]({shape})" if isinstance(build, str) and build.startswith('lottery_nb:')
-               else f"torchvision.models.{build.split(':', 1)[1]}(...)" if isinstance(build, str) and build.startswith('torchvision:')
-               else f"timm.create_model({build.split(':', 1)[1]!r}, ...)" if isinstance(build, str) and build.startswith('timm:')
-               else f"your {h['model']['cls'].rsplit('.', 1)[-1]}(...)")
-    found = ', '.join(f'{k} {h[k]}' for k in ('seed', 'round', 'criteria', 'granularity', 'method') if k in h)
-    lines = ['---', 'library_name: lottery_nb', 'tags:', '- lottery-ticket-hypothesis', '- pruning', '- fastai', '---', '',
-             f"# Lottery ticket: {h['model']['cls'].rsplit('.', 1)[-1]}, {100 - h['sparsity']:.1f}% of the weights remaining", '',
-             f"A winning-ticket candidate found with [lottery_nb](https://github.com/lottery-nb/lottery-nb) {h['lottery_nb']}: "
-             f"a mask that keeps {100 - h['sparsity']:.2f}% of the prunable weights, and the rewind weights its survivors start "
-             f"from{', with its trained weights' if h.get('has_trained') else ''}.", '',
-             '## How it was found', '', f"Iterative magnitude pruning ({found})." if found else 'Pruned with lottery_nb.']
-    if h.get('settings'):
-        lines += ['', '| setting | value |', '|---|---|'] + [f'| {k} | {v} |' for k, v in h['settings'].items()]
-    if h.get('results'):
-        lines += ['', '## Results', '', f"Test accuracy at early stopping (lowest validation loss), mean ± std over "
-                  f"{h.get('n_seeds', 'the')} seed(s), at this sparsity:", '', '| arm | accuracy |', '|---|---|']
-        lines += [f'| {k} | {_pm(v)} |' for k, v in h['results'].items()]
-    lines += ['', '## How to load it', '', '```python', 'from lottery_nb.all import *',
-              f"model = {rebuild}   # the same architecture", "sp = load_ticket('.', model)   # this folder: masks and rewind weights",
-              '```', '', 'Without lottery_nb, with `safetensors` and `json` only:', '', '```python',
-              'import json', 'from safetensors import safe_open', "with safe_open('ticket.safetensors', 'pt') as f:",
-              "    header = json.loads(f.metadata()['ticket'])",
-              "    masks = {k[5:]: f.get_tensor(k) for k in f.keys() if k.startswith('mask.')}",
-              "    rewind = {k[7:]: f.get_tensor(k) for k in f.keys() if k.startswith('rewind.')}", '```', '',
-              '## Layers', '', '| layer | shape | kept | sparsity (%) |', '|---|---|---|---|']
-    lines += [f"| {k or '(model)'} | {tuple(v['shape'])} | {v['kept']} | {v['sparsity']:.2f} |" for k, v in h['layers'].items()]
-    return '\n'.join(lines) + '\n'
-
-
-def write_card(
-    folder, # A ticket folder (with its `ticket.safetensors`)
-)->Path:
-    "Write the folder's `README.md` model card from its ticket's header"
-    with atomic_path(Path(folder)/'README.md') as tmp: tmp.write_text(model_card(read_ticket(folder)['meta']))
-    return Path(folder)/'README.md'
-
-
-# %% ../nbs/06a_tickets.ipynb #xhub002
-def _hub(what):
-    try: import huggingface_hub
-    except ImportError: raise MissingExtra(f"{what} needs huggingface_hub: pip install 'lottery-nb[hub] @ git+https://github.com/lottery-nb/lottery-nb'") from None
-    return huggingface_hub
-
-def _offline(e, what, instead='load a ticket folder from disk'):
-    "A network failure of the Hub client as one line (saying what to do `instead`); other errors as they are"
-    names = {c.__name__ for c in type(e).__mro__}
-    if names & {'ConnectError', 'ConnectionError', 'TransportError', 'LocalEntryNotFoundError', 'OfflineModeIsEnabled', 'Timeout', 'TimeoutException'}:
-        return Offline(f"{what} needs the Hugging Face Hub, which cannot be reached from here ({type(e).__name__}); "
-                               f"run it where there is a network, or {instead}")
-    if 'LocalTokenNotFoundError' in names or 'Token is required' in str(e):   # older clients ask before they connect
-        return BadValue(f"{what} needs a Hugging Face login (huggingface-cli login); or {instead}")
-    if 'RepositoryNotFoundError' in names: return BadValue(f"{what}: no such repository on the Hub, or it is private and you are not logged in")
-    return e
-
-def push_ticket(
-    folder, # A ticket folder, as `save_ticket(folder, ...)` writes it
-    repo_id:str, # The Hub model repository, 'user/name'; made if it does not exist
-    token:str|None=None, # A Hub token; `None` uses the one `huggingface-cli login` saved
-    private:bool=False, # Make a new repository private
-)->str:
-    "Upload a ticket folder (its `ticket.safetensors` and model card) to a Hugging Face Hub model repository; returns its URL"
-    hub = _hub('push_ticket')
-    read_ticket(folder)   # a valid ticket, before anything goes out
-    api = hub.HfApi(token=token)
-    try:
-        api.create_repo(repo_id, exist_ok=True, private=private)
-        api.upload_folder(folder_path=str(folder), repo_id=repo_id, allow_patterns=[TICKET_FILE, 'README.md'],
-                          commit_message='lottery_nb ticket')
-    except Exception as e: raise _offline(e, f'push_ticket to {repo_id!r}', 'share the ticket folder itself') from None
-    return f'https://huggingface.co/{repo_id}'
-
-def pull_ticket(
-    repo_id:str, # The Hub model repository, 'user/name' (or 'hf://user/name')
-    revision:str|None=None, # A branch, tag or commit; `None`: the latest
-)->Path:
-    "Download a ticket folder from the Hub (or find it in the local cache); returns the folder, for `load_ticket`"
-    hub = _hub('pull_ticket')
-    repo_id = repo_id[len(HUB):] if repo_id.startswith(HUB) else repo_id
-    try: return Path(hub.snapshot_download(repo_id, revision=revision, allow_patterns=[TICKET_FILE, 'README.md']))
-    except Exception as e: raise _offline(e, f'pull_ticket of {repo_id!r}') from None

@@ -107,12 +107,12 @@ def arm_results(
 class CostCounter(Callback):
     "Count what a fit costs: training steps (batches), training samples, and wall-clock seconds"
     order = -20   # first: it times the whole fit
-    def before_fit(self): self.steps, self.samples, self.t0, self.seconds = 0, 0, time.perf_counter(), 0.
+    def before_fit(self): self.n_steps, self.n_samples, self.t0, self.seconds = 0, 0, time.perf_counter(), 0.
     def after_batch(self):
-        if self.training: self.steps += 1; self.samples += find_bs(self.yb)
+        if self.training: self.n_steps += 1; self.n_samples += find_bs(self.yb)
     def after_fit(self): self.seconds = time.perf_counter() - self.t0
     @property
-    def cost(self): return dict(steps=self.steps, samples=self.samples, seconds=round(self.seconds, 3))
+    def cost(self): return dict(steps=self.n_steps, samples=self.n_samples, seconds=round(self.seconds, 3))
 
 # %% ../nbs/07_train.ipynb #07c019
 def fit_ticket(

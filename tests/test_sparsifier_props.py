@@ -1,11 +1,13 @@
-"Property tests of the Sparsifier over random layer shapes, sparsities, granularities, methods and criteria."
+"""Property tests of the Sparsifier over random layer shapes, sparsities, granularities, methods and criteria; and with
+`granularity='filter'`, that the layer left whole is the one whose output is the model's, whatever order the layers
+were registered in."""
 import copy, io
 import torch
 from torch import nn
 from hypothesis import assume, given, settings, strategies as st, HealthCheck
-from lottery_nb.core import get_masks, MASK, add_masks, get_mask
+from lottery_nb.core import get_masks, MASK, add_masks, get_mask, prunable_layers
 from lottery_nb.criteria import CRITERIA
-from lottery_nb.sparsifier import Sparsifier
+from lottery_nb.sparsifier import Sparsifier, output_layers
 
 conv_kinds = st.sampled_from([nn.Conv1d, nn.Conv2d, nn.Conv3d])
 
@@ -34,6 +36,10 @@ def _n_units(sp):
 def _pruned(sp):
     return {n: int((~u).sum()) for n, u in sp.unit_masks().items()}
 
+def _whole_ok(model, g):
+    "`prune_output=True` where filter pruning would otherwise have nothing to prune: the output layer is the only layer"
+    return dict(prune_output=True) if g == 'filter' and len(prunable_layers(model)) == 1 else {}
+
 def _gran_for(model, g):
     if g in ('vector', 'kernel'):
         lt = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -47,7 +53,7 @@ def test_exact_sparsity(mi, s, g, method, crit):
     model, _ = mi
     lt = _gran_for(model, g)
     assume(lt is not None)   # vector and kernel units need a conv layer
-    sp = Sparsifier(model, granularity=g, method=method, criteria=crit, layer_type=lt)
+    sp = Sparsifier(model, granularity=g, method=method, criteria=crit, layer_type=lt, **_whole_ok(model, g))
     with torch.no_grad():
         for p in model.parameters(): p.add_(torch.randn_like(p))
     sp.prune(s)
@@ -63,7 +69,7 @@ def test_exact_sparsity(mi, s, g, method, crit):
        st.sampled_from(['local', 'global']), st.sampled_from(sorted(CRITERIA)))
 def test_monotone(mi, ss, g, method, crit):
     model, _ = mi
-    sp = Sparsifier(model, granularity=g, method=method, criteria=crit)
+    sp = Sparsifier(model, granularity=g, method=method, criteria=crit, **_whole_ok(model, g))
     prev = None
     for s in sorted(ss):
         with torch.no_grad():
@@ -106,3 +112,27 @@ def test_masks_survive_to_and_state_dict(mi, s):
     fresh.load_state_dict(torch.load(buf))
     for n, m in get_masks(fresh).items(): assert torch.equal(m, masks[n])
     for (n, a), b in zip(model.state_dict().items(), fresh.state_dict().values()): assert torch.equal(a, b), n
+
+class Shuffled(nn.Module):
+    "The layers of a `nn.Sequential`, registered in the order `order` and run in their own order"
+    def __init__(self, seq, order):
+        super().__init__()
+        self.n = len(seq)
+        for i in order: setattr(self, f'm{i}', seq[i])
+    def forward(self, x):
+        for i in range(self.n): x = getattr(self, f'm{i}')(x)
+        return x
+
+@given(models(), st.data(), st.floats(0, 100), st.sampled_from(['local', 'global']))
+def test_filter_pruning_keeps_the_layer_that_runs_last(mi, data, s, method):
+    seq, _ = mi
+    order = data.draw(st.permutations(range(len(seq))))
+    model = Shuffled(seq, order)
+    names = list(prunable_layers(model))
+    assume(len(names) >= 2)
+    last = f"m{max(int(n[1:]) for n in names)}"   # the last layer to run: its output is the model's
+    assert output_layers(model) == [last]
+    sp = Sparsifier(model, granularity='filter', method=method).prune(s)
+    assert sp.kept_out == [last] and set(sp.layers) == set(names) - {last}
+    assert get_mask(getattr(model, last)).all()
+    assert list(Sparsifier(Shuffled(seq, order), granularity='filter', prune_output=True).layers) == names

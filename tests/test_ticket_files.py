@@ -166,3 +166,48 @@ def test_random_criteria_recorded_by_registry_name(tmp_path):
     m = mlp(); sp = Sparsifier(m, criteria='random').prune(30)
     name = read_ticket(save_ticket(tmp_path/'t.safetensors', sp))['meta']['criteria']
     assert name == 'random' and get_criteria(name) is sp.criteria
+
+def _run_rows(seeds=(0, 1, 2), rounds=2):
+    "A results table as find_ticket returns it (the columns the card reads): seed s adds s²/100, so seed 1 is not the mean"
+    import pandas as pd
+    rows = [dict(round=0, pct_remaining=100., arm='ticket', seed=s, es_acc=0.90 + s*s/100) for s in seeds]
+    rows += [dict(round=r, pct_remaining=100 * 0.8**r, arm=a, seed=s, es_acc=0.80 + r/100 + s*s/100 + (a == 'ticket')/10)
+             for r in range(1, rounds+1) for a in ('ticket', 'random_mask', 'random_reinit') for s in seeds]
+    return pd.DataFrame(rows)
+
+@pytest.mark.parametrize('case', ['mlp', 'filter'])
+def test_model_card_follows_the_hub_conventions(tmp_path, case):
+    "The README of a ticket folder, as the command writes it, read back by huggingface_hub's own parser, field by field"
+    hub = pytest.importorskip('huggingface_hub')
+    from lottery_nb.all import write_ticket, write_card
+    make, kw = CASES[case]
+    m = make(); sp, done = trained(m, kw)
+    image = case == 'filter'
+    meta = dict(seed=1, round=2, settings={'prune_pct': 20, 'rewind': '0', 'epochs': 2, 'lr': 0.01, 'learner': {'data': {'sizes': [90, 10, 50], 'bs': 16}}},
+                found={'steps': 40, 'seconds': 1.0}, trained_cost={'steps': 20, 'seconds': 0.5}, build='your own',
+                input_shape=[3, 8, 8] if image else [10], n_seeds=3, results={'dense': {'mean': 0.91, 'std': 0.01}},
+                command='lottery_nb --dataset digits --rounds 2')
+    folder = tmp_path/'ticket'
+    write_ticket(folder/'ticket.safetensors', m, get_masks(m), sp.rewind_state, done, **meta)
+    # the folder alone: the header's facts, no model-index (the ticket's own accuracy is in the results table)
+    write_card(folder)
+    d = hub.ModelCard.load(folder/'README.md').data
+    assert (d.library_name, d.license, d.metrics) == ('lottery_nb', 'apache-2.0', ['accuracy'])
+    assert {'pruning', 'lottery-ticket-hypothesis', 'fastai'} <= set(d.tags) and d.eval_results is None
+    assert 'lottery_nb --dataset digits --rounds 2' in (folder/'README.md').read_text()
+    # with the run's results and the dataset, as the command passes them
+    write_card(folder, results=_run_rows(), command='lottery_nb --dataset digits --rounds 2 --seeds 0 1 2', dataset='digits')
+    card = hub.ModelCard.load(folder/'README.md')
+    d, text = card.data, card.text
+    assert (d.library_name, d.license, d.datasets, d.metrics) == ('lottery_nb', 'apache-2.0', ['digits'], ['accuracy'])
+    e, = d.eval_results
+    assert (e.task_type, e.dataset_type, e.dataset_name, e.dataset_split, e.metric_type) == \
+           ('image-classification' if image else 'sequence-classification', 'digits', 'digits', 'test', 'accuracy')
+    assert e.metric_value == pytest.approx(0.80 + 0.02 + 0.01 + 0.1)   # seed 1's ticket in round 2: its own accuracy, not a mean
+    for s in ['Intended use', 'Limitations', 'Training data', 'Training procedure', 'Evaluation']: assert f'\n## {s}\n' in text, s
+    assert '| arm | weights remaining | this ticket (seed 1) | mean ± std over 3 seeds |' in text
+    assert '| dense | 100% (dense: sparsity 0) | 0.910 | 0.917 ± 0.021 |' in text   # dense as dense, not at the ticket's sparsity
+    assert '| ticket | 64.0% | 0.930 | 0.937 ± 0.021 |' in text   # seed 1's own beside the mean over seeds
+    assert '```bash\nlottery_nb --dataset digits --rounds 2 --seeds 0 1 2\n```' in text
+    assert '- learner:\n  - data:\n    - sizes: 90, 10, 50' in text and "{'" not in text   # settings as a nested list, no dict repr
+    assert 'digits: 90 training, 10 validation, 50 test samples, in batches of 16.' in text
