@@ -14,32 +14,22 @@ Method: warm up, then every rep times each arm once in a freshly shuffled order;
 the reps; ratios are dense median / arm median (above 1 is faster). Threads: torch's default for this machine.
 Writes bench/export.json (read by the docs page) and prints the tables.
 Run: python bench/bench_export.py [--reps 11] [--quick]"""
-import argparse, json, platform, random, statistics, time, warnings
+import argparse, json, platform, statistics, sys, time, warnings
 from copy import deepcopy
 from datetime import date
 from pathlib import Path
 warnings.filterwarnings('ignore')
+if __package__ in (None, ''): sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run as a script
 import torch
-from torch import nn
 from lottery_nb.core import remove_masks
 from lottery_nb.sparsifier import Sparsifier
 from lottery_nb.models import tv_resnet18 as resnet18
 from lottery_nb.export import export_pruned, silence_dead_channels, n_params
-
-def timeit(f, n):
-    "Seconds per call of f, over n calls"
-    t0 = time.perf_counter()
-    for _ in range(n): f()
-    return (time.perf_counter() - t0) / n
+from bench.timing import interleave, with_aa, timed
 
 def side_by_side(arms, reps, inner):
     "{arm: [seconds per call, one per rep]}: warm-up, then every rep runs each arm once, in a shuffled order"
-    for f in arms.values(): timeit(f, inner)
-    out = {k: [] for k in arms}
-    for _ in range(reps):
-        ks = list(arms); random.shuffle(ks)
-        for k in ks: out[k].append(timeit(arms[k], inner))
-    return out
+    return interleave({k: (lambda f=f: timed(f, n=inner)) for k, f in arms.items()}, reps)
 
 def stats(ts):
     q = statistics.quantiles(ts, n=4)
@@ -63,7 +53,7 @@ def filter_tickets(pcts, batches, reps, size=64):
         ticket.eval(); zeros.eval()
         for bs in batches:
             x = torch.randn(bs, 3, size, size)
-            forms = {'dense': dense, 'dense A/A': dense, 'masked': ticket, 'zeros': zeros, 'exported': exported}
+            forms = with_aa({'dense': dense, 'masked': ticket, 'zeros': zeros, 'exported': exported}, 'dense')   # + 'dense A/A'
             with torch.inference_mode():
                 ts = side_by_side({k: (lambda m=m: m(x)) for k,m in forms.items()}, reps, inner=max(1, 16 // bs))
             for k, m in forms.items():
@@ -87,7 +77,7 @@ def csr(sparsities, reps, n=2048, bs=64):
         wz = w.clone().flatten(); wz[torch.randperm(n * n)[:k]] = 0; wz = wz.view(n, n)
         wc = wz.to_sparse_csr()
         with torch.inference_mode():
-            ts = side_by_side({'dense': lambda: wz @ x, 'dense A/A': lambda: wz @ x, 'csr': lambda: wc @ x}, reps, inner=4)
+            ts = side_by_side(with_aa({'dense': lambda: wz @ x, 'csr': lambda: wc @ x}, 'dense'), reps, inner=4)
         for k2, v in ts.items(): rows.append(dict(sparsity=s, form=k2, **stats(v)))
         print(f"Linear {n}x{n}, batch {bs}, {s}% zero: " + ', '.join(
             f"{k2} {1e3*statistics.median(v):.2f} ms ({statistics.median(ts['dense'])/statistics.median(v):.2f}x)"
@@ -99,7 +89,6 @@ if __name__ == '__main__':
     ap.add_argument('--reps', type=int, default=11); ap.add_argument('--quick', action='store_true')
     a = ap.parse_args()
     reps = 3 if a.quick else a.reps
-    random.seed(0)
     t0 = time.time()
     f = filter_tickets([50] if a.quick else [30, 50, 70], [1, 64], reps)
     c, semi = csr([50, 90, 98] if a.quick else [50, 80, 90, 95, 98], reps)

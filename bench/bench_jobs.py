@@ -7,11 +7,12 @@ Method, as on the benchmark page: the arms (jobs 1, jobs 1 again as the A/A cont
 every rep, each a fresh `lottery_nb` process into a fresh folder; the speed-up of each rep is jobs 1 / jobs 2 of the
 same rep; medians with a bootstrap 95% interval. Every run's results.csv must be the same, bit for bit, but for the
 wall-clock columns. Run nothing else meanwhile: a second busy core moves ratios by 10-20%. Writes bench/jobs.md."""
-import argparse, datetime, platform, random, shutil, subprocess, sys, tempfile, time
+import argparse, datetime, functools, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 import pandas as pd
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import boot_median, fmt_ci, md_table
+if __package__ in (None, ''): sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run as a script
+from bench.timing import interleave, with_aa, paired, boot_median, fmt_ci, md_table
+from bench.report import machine
 
 HERE = Path(__file__).resolve().parent
 CLOCK = ['seconds', 'find_seconds']
@@ -29,34 +30,30 @@ def main():
     ap.add_argument('--no-write', action='store_true')
     a = ap.parse_args()
     extra = ['--quick'] if a.quick else []
-    tmp = Path(tempfile.mkdtemp()); rng = random.Random(0)
-    arms = {'jobs 1': 1, 'jobs 1 again': 1, 'jobs 2': 2}
-    times, tables, first, t_all = {k: [] for k in arms}, {}, None, time.time()
-    for rep in range(a.reps):
-        order = list(arms); rng.shuffle(order)
-        for k in order:
-            out = tmp/f'{rep}-{k}'.replace(' ', '_')
-            sec, stdout = run(out, arms[k], extra)
-            times[k].append(sec); print(f'rep {rep} {k}: {sec:.1f} s', flush=True)
-            df = pd.read_csv(out/'results.csv').drop(columns=CLOCK)
-            if first is None: first, tables['stdout'] = df, stdout
-            else: pd.testing.assert_frame_equal(df, first, check_exact=True)   # the same rows, bit for bit
-            shutil.rmtree(out)
-    speed = [o / t for o, t in zip(times['jobs 1'], times['jobs 2'])]
-    aa = [o / t for o, t in zip(times['jobs 1'], times['jobs 1 again'])]
+    tmp, first, t_all = Path(tempfile.mkdtemp()), {}, time.time()
+    def one(jobs):
+        "One run into a fresh folder: its seconds; its results.csv must be the first run's, bit for bit"
+        out = Path(tempfile.mkdtemp(dir=tmp)); sec, stdout = run(out, jobs, extra)
+        print(f'--jobs {jobs}: {sec:.1f} s', flush=True)
+        df = pd.read_csv(out/'results.csv').drop(columns=CLOCK)
+        if not first: first.update(df=df, stdout=stdout)
+        else: pd.testing.assert_frame_equal(df, first['df'], check_exact=True)
+        shutil.rmtree(out); return sec
+    arms = with_aa({'jobs 1': functools.partial(one, 1), 'jobs 2': functools.partial(one, 2)}, 'jobs 1', 'jobs 1 again')
+    times = interleave(arms, a.reps, warmup=False)
+    ratio = paired(times, 'jobs 1')
+    speed = boot_median([o / t for o, t in zip(times['jobs 1'], times['jobs 2'])])
     med = lambda xs: f'{sorted(xs)[len(xs)//2]:.1f}'
     setting = '--quick (5 rounds, seeds 0 1, 8 epochs)' if a.quick else 'the default (MNIST-1D MLP, 8 rounds, seeds 0 1 2, 20 epochs)'
-    import torch, fastai, lottery_nb
-    md = [f'## Seeds in parallel: `--jobs 2` against `--jobs 1`', '',
+    md = ['## Seeds in parallel: `--jobs 2` against `--jobs 1`', '',
           f'`python bench/bench_jobs.py{" --quick" if a.quick else ""}`, {datetime.date.today()}, {a.reps} reps, {time.time()-t_all:.0f} s in all. '
-          f'Machine: {platform.processor() or platform.machine()}, {__import__("os").cpu_count()} cores, no GPU; torch {torch.__version__}, '
-          f'fastai {fastai.__version__}, lottery_nb {lottery_nb.__version__}. Setting: {setting}, each process on one torch thread.', '',
+          f'Machine: {machine()}. Setting: {setting}, each process on one torch thread.', '',
           md_table(['arm', 'wall time per run (s), median', 'ratio to jobs 1 of the same rep, median [95% interval]'],
-                   [['jobs 1', med(times['jobs 1']), '1'], ['jobs 1 again (A/A)', med(times['jobs 1 again']), fmt_ci(boot_median([1/x for x in aa]))],
-                    ['jobs 2', med(times['jobs 2']), fmt_ci(boot_median([1/x for x in speed]))]]), '',
-          f'Speed-up of `--jobs 2`: **{fmt_ci(boot_median(speed))}** (jobs 1 / jobs 2, per rep). Every run wrote the same '
+                   [['jobs 1', med(times['jobs 1']), '1'], ['jobs 1 again (A/A)', med(times['jobs 1 again']), fmt_ci(ratio['jobs 1 again'])],
+                    ['jobs 2', med(times['jobs 2']), fmt_ci(ratio['jobs 2'])]]), '',
+          f'Speed-up of `--jobs 2`: **{fmt_ci(speed)}** (jobs 1 / jobs 2, per rep). Every run wrote the same '
           f'results.csv, bit for bit, but for the wall-clock columns ({", ".join(CLOCK)}).', '']
-    print('\n'.join(md)); print(tables['stdout'])
-    if not a.no_write: (HERE/('jobs_quick.md' if a.quick else 'jobs.md')).write_text('\n'.join(md) + '\n\nThe run\'s own summary:\n\n```\n' + tables['stdout'].strip() + '\n```\n')
+    print('\n'.join(md)); print(first['stdout'])
+    if not a.no_write: (HERE/('jobs_quick.md' if a.quick else 'jobs.md')).write_text('\n'.join(md) + '\n\nThe run\'s own summary:\n\n```\n' + first['stdout'].strip() + '\n```\n')
 
 if __name__ == '__main__': main()

@@ -243,6 +243,7 @@ def _run(learn_fn, cfg, seeds, folder, executor, tick, tasks=None):
             f, (s, r, a), task = _first_done(pending)
             try: res = tasks.result(f)
             except _Missing: submit((s, r, a), task[0], *task[1], ship=True); continue   # a worker that needs the data once
+            except BadInput: raise   # what the user gave (a learner without the metric, ...): trying again cannot help
             except Exception as e:
                 tries[s, r, a] += 1
                 msg = f"seed {s} round {r} {a}, try {tries[s, r, a]} of {cfg.retries + 1}: {type(e).__name__}: {e}"

@@ -100,7 +100,7 @@ def test_the_store_layout_is_what_a_run_writes(cli_run):
 
 def test_the_hub_block_runs_against_a_local_stand_in(cli_run, tmp_path, monkeypatch):
     "The ticket-format page's push and pull, with the Hub client's two calls answered from a local folder"
-    hub = pytest.importorskip('huggingface_hub')
+    hub = pytest.importorskip('huggingface_hub', reason="the Hub block needs the hub extra: pip install -e '.[hub]' (the dev extra has it)")
     remote = tmp_path/'hub'
     class Api:
         def __init__(self, token=None): pass
@@ -179,19 +179,20 @@ def test_the_default_command_is_the_imp_tutorials_experiment(monkeypatch, tmp_pa
     "The CLI page says `lottery_nb` runs the IMP tutorial's experiment on the same data: every setting a results folder checks is equal"
     import lottery_nb.lottery as lot
     from lottery_nb.cli import main
-    from lottery_nb.lottery import _check_args
+    from lottery_nb.lottery import _configure, _Args
     from lottery_nb.store import _settings_diff
     ns = {}
     exec('from fastai.basics import *\nfrom lottery_nb.all import *\n' + cell('10_tutorial.imp.ipynb', 'c005'), ns)   # its data and learner
     run = cell('10_tutorial.imp.ipynb', 'c007')
     assert "prune_pct=20, epochs=20, lr=3e-3" in run and "controls=('reinit', 'random_mask'), method='global'" in run, run
-    tut = _check_args(ns['learn_fn'], 8, 20, 0, 20, 3e-3, ('reinit', 'random_mask'), 'global', 'weight', 'large_final', None, None, 1)
+    tut = _configure(ns['learn_fn'], _Args(rounds=8, prune_pct=20, rewind=0, epochs=20, lr=3e-3, controls=('reinit', 'random_mask'),
+                                           method='global', granularity='weight', criteria='large_final'), folder=True)
     class Stop(Exception): pass
     kw = {}
     def runner(learn_fn, **k): kw.update(k, learn_fn=learn_fn); raise Stop   # what the command would run, not run
     monkeypatch.setattr(lot, 'find_ticket', runner)
     with pytest.raises(Stop): main(['--out', str(tmp_path/'out'), '--no-progress'])
-    cli = _check_args(kw['learn_fn'], kw['rounds'], kw['prune_pct'], kw['rewind'], kw['epochs'], kw['lr'], kw['controls'],
-                      kw['method'], 'weight', 'large_final', kw['layer_rates'], kw['early_bird'], 1)
+    cli = _configure(kw['learn_fn'], _Args(**{k: kw[k] for k in ('rounds', 'prune_pct', 'rewind', 'epochs', 'lr', 'controls', 'method',
+                                                                  'layer_rates', 'early_bird')}, criteria='large_final'), folder=True)
     assert _settings_diff(tut.settings, cli.settings) == [], _settings_diff(tut.settings, cli.settings)
     assert kw['seeds'] == [0, 1, 2]
