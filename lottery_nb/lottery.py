@@ -24,10 +24,10 @@ from .criteria import *
 from .sparsifier import *
 from .earlybird import EarlyBirdCallback
 from .tickets import write_ticket, read_ticket
-from .train import parse_rewind, RewindPoint, fit_ticket
+from .train import parse_rewind, RewindPoint, fit_ticket, STOP_ON
 from .controls import CONTROLS, ARMS, arm_seed
 from .lease import sigterm_stops, Terminated
-from .store import open_run, learner_facts, legacy_facts, canonical, sort_rows, RESULTS_FORMAT
+from .store import open_run, RunFolder, learner_facts, legacy_facts, canonical, sort_rows, RESULTS_FORMAT
 
 # %% auto #0
 __all__ = ['round_sparsity', 'TaskFailed', 'check_seeds', 'find_ticket']
@@ -80,7 +80,7 @@ class _Ticket:
 
 def _ticket_task(learn_fn, cfg, s, r, t, folder):
     "Round `r` of seed `s`: train the ticket from `t` (the dense network in round 0), save it, and return its row and the next ticket"
-    kw = dict(epochs=cfg.epochs, lr=cfg.lr)
+    kw = dict(epochs=cfg.epochs, lr=cfg.lr, stop_on=cfg.stop_on)
     if r == 0:   # the dense network, which also gives the rewind point
         cap = RewindPoint(cfg.rewind_it)
         learn, res = fit_ticket(learn_fn, init_seed=s, seed=s, cbs=[cap, *_early_bird(cfg, r)], **kw)
@@ -104,7 +104,7 @@ def _ticket_task(learn_fn, cfg, s, r, t, folder):
 
 def _control_task(learn_fn, cfg, s, r, arm, t, folder):
     "Control `arm` of round `r` of seed `s`, on ticket `t`: its row"
-    res = CONTROLS[arm](learn_fn, t.masks, t.rewind, seed=s, r=r, epochs=cfg.epochs, lr=cfg.lr)
+    res = CONTROLS[arm](learn_fn, t.masks, t.rewind, seed=s, r=r, epochs=cfg.epochs, lr=cfg.lr, stop_on=cfg.stop_on)
     row = _row(cfg, s, r, arm, t.masks, res, t.found)
     if folder is not None: folder.write_row(row)
     return row
@@ -249,7 +249,7 @@ def _run(learn_fn, cfg, seeds, folder, executor, tick, tasks=None):
                 msg = f"seed {s} round {r} {a}, try {tries[s, r, a]} of {cfg.retries + 1}: {type(e).__name__}: {e}"
                 if folder is not None: folder.log_failure(msg)
                 if tries[s, r, a] > cfg.retries:
-                    raise TaskFailed(msg + (f"; see {str(Path(folder.path)/'failures.log')!r}" if folder is not None else '')) from e
+                    raise TaskFailed(msg + (f"; see {str(folder.failures_file)!r}" if folder is not None else '')) from e
                 warnings.warn(f"{msg}; trying again", stacklevel=2)
                 submit((s, r, a), task[0], *task[1]); continue
             row, nxt = res if a == 'ticket' else (res, None)
@@ -286,7 +286,7 @@ class _Args:
     "What `find_ticket` is asked to run, as given: `_configure` checks and resolves it"
     rounds:int=8; prune_pct:float=20; rewind:object=0; epochs:int=10; lr:float=1e-3
     controls:object=('reinit', 'random_mask'); method:object='global'; granularity:object='weight'; criteria:object=large_final
-    layer_rates:dict|None=None; early_bird:object=False; threads:int=1; retries:int=0
+    layer_rates:dict|None=None; early_bird:object=False; threads:int=1; retries:int=0; stop_on:str='valid_loss'
 
 def _early_bird_arg(early_bird):
     if early_bird is True: return {}
@@ -317,6 +317,7 @@ def _configure(
     if a.layer_rates and method is not local: raise BadValue("layer_rates need method='local'")
     if a.layer_rates: _check_rates(a.layer_rates, a.prune_pct)
     early_bird = _early_bird_arg(a.early_bird)
+    lookup(STOP_ON, a.stop_on, 'stop_on')
     if early_bird is not None and 'retrain' not in controls: controls = ('retrain', *controls)   # the ticket's own fit stops early: this one is its worth
     set_seed(0); probe = learn_fn()
     layers, n_batches = list(prunable_layers(probe.model)), len(probe.dls.train)
@@ -329,7 +330,7 @@ def _configure(
     named = registry_name(CRITERIA, criteria)
     crit = named or (canonical(criteria, 'criteria') if folder else getattr(criteria, '__name__', repr(criteria)))
     run = dict(prune_pct=a.prune_pct, epochs=a.epochs, lr=a.lr, method=method.__name__.strip('_'), granularity=granularity.name,
-               layer_rates=a.layer_rates, early_bird=early_bird)
+               layer_rates=a.layer_rates, early_bird=early_bird, **({'stop_on': a.stop_on} if a.stop_on != 'valid_loss' else {}))
     try: facts = learner_facts(probe)
     except BadValue:
         if folder: raise
@@ -339,7 +340,7 @@ def _configure(
                   **run, learner=legacy_facts(probe)) if folder else None
     return SimpleNamespace(rounds=a.rounds, prune_pct=a.prune_pct, rewind=a.rewind, rewind_it=rewind_it, epochs=a.epochs, lr=a.lr,
                            controls=controls, method=run['method'], granularity=granularity.name,   # names: it pickles to workers
-                           criteria=crit if crit in CRITERIA else criteria, threads=a.threads, retries=a.retries,
+                           criteria=crit if crit in CRITERIA else criteria, threads=a.threads, retries=a.retries, stop_on=a.stop_on,
                            layer_rates=a.layer_rates, layers=layers, early_bird=early_bird, settings=settings, legacy=legacy)
 
 # %% ../nbs/07c_lottery.ipynb #xlot05
@@ -384,6 +385,7 @@ def find_ticket(
     executor=None, # Where the fits run: `None` here, one after another; or an executor of processes (`ProcessPoolExecutor`, Dask's, submitit's)
     threads:int=1, # Torch threads of each fit run on `executor`
     retries:int=0, # Tries after the first for a fit that fails (a lost worker, out of memory, a preemption); each failure goes to `failures.log`
+    stop_on:str='valid_loss', # Early stopping at the lowest validation loss, or the highest validation accuracy ('valid_acc')
 )->pd.DataFrame:
     "Iterative magnitude pruning with rewinding, controls and seeds; returns one row per round, arm and seed"
     given = locals()
@@ -397,7 +399,7 @@ def find_ticket(
                              f"level of a module or notebook, not as a lambda or inside a function (Dask's executor also takes those)") from None
     check_flag(progress, 'progress')
     out = None if out is None else Path(out).absolute()   # the caller's folder, whatever a worker's working directory is
-    existed, fresh = out is not None and out.exists(), out is not None and not (out/'settings.json').exists()
+    existed, fresh = out is not None and out.exists(), out is not None and not RunFolder(out).has_settings()
     folder = open_run(out, cfg.settings, legacy=lambda: cfg.legacy) if out is not None else None
     arms = ('ticket', *cfg.controls)
     tick = _Ticker(len(seeds) * (1 + rounds * (1 + len(cfg.controls))), progress)

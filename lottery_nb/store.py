@@ -179,6 +179,9 @@ class RunFolder:
         return sort_rows(pd.DataFrame(rows)) if rows else pd.DataFrame()
     def seeds(self)->list: return sorted(int(p.name[4:]) for p in Path(self.path).glob('seed*') if p.name[4:].isdigit() and p.is_dir())
     def settings(self)->dict: return _read_json(Path(self.path)/SETTINGS)
+    def has_settings(self)->bool: return (Path(self.path)/SETTINGS).exists()
+    @property
+    def failures_file(self)->Path: return Path(self.path)/FAILURES
     def lock(self, s:int)->Lease: return Lease(Path(self.path)/f'seed{s}'/'.lock', f"seed {s} of {str(self.path)!r}")
     def held_by(self, s:int)->dict|None:
         "Who holds seed `s` now (host, pid, since), or `None` when nobody does or its lease is stale"
@@ -186,7 +189,7 @@ class RunFolder:
         return None if st is None or l._stale(held, st) else held
     def log_failure(self, line:str):
         "Append one line to `failures.log`, with the time, host and process: where a person looks for what went wrong"
-        with open(Path(self.path)/FAILURES, 'a') as f: f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {socket.gethostname()} pid {os.getpid()}: {line}\n")
+        with open(self.failures_file, 'a') as f: f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {socket.gethostname()} pid {os.getpid()}: {line}\n")
     def write_summary(self):
         "Rewrite `results.csv` from every row in the folder, one writer at a time"
         with Lease(Path(self.path)/'.results.lock', f"the summary of {str(self.path)!r}").acquire(wait=60):

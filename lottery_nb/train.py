@@ -17,8 +17,8 @@ from .schedules import annealing_no
 from .callback import SparsifyCallback, fast_events
 
 # %% auto #0
-__all__ = ['CURVES', 'COST', 'parse_rewind', 'RewindPoint', 'seeded_learner', 'arm_results', 'CostCounter', 'fit_ticket',
-           'accuracy_at_init']
+__all__ = ['CURVES', 'COST', 'STOP_ON', 'parse_rewind', 'RewindPoint', 'seeded_learner', 'arm_results', 'CostCounter',
+           'fit_ticket', 'accuracy_at_init']
 
 # %% ../nbs/07_train.ipynb #c006
 def parse_rewind(rewind, # An int (epochs), or a string like '2ep' or '500it'
@@ -87,6 +87,10 @@ COST = ('steps', 'samples', 'seconds')   # what a fit cost: training batches, tr
 
 def _curve(xs): return json.dumps([round(float(x), 5) for x in xs])
 
+def _lowest_loss(val_loss, val_acc): return int(np.argmin(val_loss))
+def _highest_acc(val_loss, val_acc): return int(np.argmax(val_acc))   # the first epoch at the best, as the papers' "best" is
+STOP_ON = {'valid_loss': _lowest_loss, 'valid_acc': _highest_acc}   # where early stopping stops: the epoch each picks
+
 def arm_results(
     val_loss:list, # The validation loss after each epoch
     val_acc:list, # The validation metric after each epoch
@@ -94,9 +98,10 @@ def arm_results(
     n_batches:int, # Training batches per epoch
     acc:float=np.nan, # The accuracy of an arm scored without training (and so without curves)
     cost:dict|None=None, # What the fit cost, `COST`; `None` for none
+    stop_on:str='valid_loss', # Early stopping: at the lowest validation loss, or the highest validation accuracy ('valid_acc'), see `STOP_ON`
 )->dict:
-    "One arm's results from its curves: early stopping on the validation loss, the test accuracy there and at the end"
-    es = int(np.argmin(val_loss)) if len(val_loss) else None
+    "One arm's results from its curves: early stopping on the validation loss (or accuracy), the test accuracy there and at the end"
+    es = lookup(STOP_ON, stop_on, 'stop_on')(val_loss, val_acc) if len(val_loss) else None
     at = lambda c, i: float(c[i]) if len(c) else acc
     return dict(final_acc=at(test_acc, -1), es_epoch=0 if es is None else es+1, es_iter=0 if es is None else (es+1)*n_batches,
                 es_acc=at(test_acc, es), best_acc=float(max(val_acc)) if len(val_acc) else acc,
@@ -125,8 +130,9 @@ def fit_ticket(
     seed:int=0, # Seeds the order of the training batches
     cbs=(), # More callbacks for the fit
     metric:str='accuracy', # The metric, by name, that the results read
+    stop_on:str='valid_loss', # Early stopping at the lowest validation loss, or the highest validation metric ('valid_acc')
 )->tuple:
-    "Train one arm of a round: the trained `Learner`, and its results, with early stopping on the validation loss"
+    "Train one arm of a round: the trained `Learner`, and its results, with early stopping on the validation loss (or metric)"
     learn, _ = seeded_learner(learn_fn, init_seed, metric)
     with uninterrupted():
         if rewind_state is not None: load_model_state(learn.model, rewind_state)
@@ -138,7 +144,7 @@ def fit_ticket(
     col = learn.recorder.metric_names[1:-1].index(metric)   # recorder.values rows skip the epoch and time columns
     vals = learn.recorder.values   # one row per epoch: train loss, valid loss, metrics
     val_loss, val_acc = [v[1] for v in vals], [v[col] for v in vals]
-    return learn, arm_results(val_loss, val_acc, [a for _, a in test.values] if test else val_acc, len(learn.dls.train), cost=counter.cost)
+    return learn, arm_results(val_loss, val_acc, [a for _, a in test.values] if test else val_acc, len(learn.dls.train), cost=counter.cost, stop_on=stop_on)
 
 # %% ../nbs/07_train.ipynb #c036b
 def accuracy_at_init(
