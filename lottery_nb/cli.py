@@ -95,9 +95,14 @@ def get_parser():
     from lottery_nb.data import DATASETS
     from lottery_nb.models import MODELS
     from lottery_nb.controls import CONTROLS
+    from lottery_nb.presets import PRESETS
+    from lottery_nb.train import STOP_ON
     p = _Parser(prog='lottery_nb', formatter_class=_Help, description='Find winning lottery tickets by iterative magnitude pruning, with controls. '
                 'Results folders made apart merge with `lottery_nb merge`; `lottery_nb summarize DIR` redraws a folder\'s summary, plot and ticket.',
                 )
+    p.add_argument('--preset', choices=list(PRESETS), default=None, help="a paper's setup as the paper ran it: data, network, "
+                   "initial weights, optimizer, budget, per-layer rates, rewind point and rounds (see the Presets page); "
+                   "--dataset, --epochs, --rounds, --lr, --bs and --rewind given beside it replace its values, and say so")
     p.add_argument('--dataset', default='mnist1d', help=f"{', '.join(DATASETS)} (mnist, cifar10 and imagenette are "
                    f"downloaded), an image folder (train/<class>/*, valid/<class>/*) or a .npz file")
     p.add_argument('--model', choices=list(MODELS), default='mlp', help='architecture')
@@ -121,19 +126,29 @@ def get_parser():
     p.add_argument('--method', choices=list(METHODS), default='global', help='global: one ranking of all the weights; local: each layer ranked on its own')
     p.add_argument('--early-bird', action='store_true', help="stop each ticket's training once the next round's mask has settled (You et al.)")
     p.add_argument('--out', default='lottery_out', help='output folder; the same folder resumes a run')
+    p.add_argument('--stop-on', choices=list(STOP_ON), default='valid_loss', help='early stopping: at the lowest validation loss, or the highest validation accuracy')
     p.add_argument('--retries', type=_count, default=0, help='tries after the first for a fit that fails (a lost worker, out of memory); each failure goes to OUT/failures.log')
     p.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     return p
 
 # %% ../nbs/09_cli.ipynb #c014
-def _layer_rates(model, pct, prune_pct):
-    "`find_ticket`'s `layer_rates` for `{kind: percent}`: conv layers, fully connected ones, and the output layer"
-    from torch import nn
-    from lottery_nb.core import prunable_layers
-    layers = prunable_layers(model)
-    out = [n for n,m in layers.items() if isinstance(m, nn.Linear)][-1:]
-    kind = lambda n, m: 'out' if n in out else 'fc' if isinstance(m, nn.Linear) else 'conv'
-    return {n: pct.get(kind(n, m), prune_pct) / prune_pct for n,m in layers.items()}
+_FROM_PRESET = ('dataset', 'model', 'rounds', 'bs', 'lr', 'rewind')   # what a preset sets that the command has options for
+_NOT_WITH_PRESET = ('model', 'layer_pct', 'method', 'prune_pct')   # the network and its pruning: a preset's own
+
+def _preset(args, given):
+    "The `Preset` named by `--preset` (or `None`), its values put into `args` where no option replaces them, each replacement said"
+    if args.preset is None: return None
+    from lottery_nb.presets import PRESETS
+    p = PRESETS[args.preset]
+    bad = [o for o in _NOT_WITH_PRESET if o in given]
+    if bad: raise BadValue(f"--preset {p.name} sets the network and how it is pruned; {', '.join('--' + o.replace('_', '-') for o in bad)} "
+                           f"cannot be given with it (leave out --preset for another network or other rates)")
+    for k in _FROM_PRESET:
+        v = getattr(p, k)
+        if k in given and k != 'model': print(f"--{k} {getattr(args, k)} replaces the preset's {v}: this run is not the paper's setup")
+        else: setattr(args, k, v)
+    print(f"preset {p.name}: {p.paper}; what differs from the paper: " + '; '.join(p.differences))
+    return p
 
 class _Learn:
     "The command's `learn_fn`: a fresh `Learner` of `model` on `dls`; a class, so that it pickles to other processes (--jobs)"
@@ -223,10 +238,12 @@ def run(
     from lottery_nb.lottery import find_ticket
     from lottery_nb.train import parse_rewind
     from lottery_nb.results import summary_table
+    from lottery_nb.presets import layer_rates as layer_rates_of
     given = getattr(args, 'given', set())   # the options on the command line (main fills it in)
     if args.quick: vars(args).update({k: v for k, v in QUICK.items() if k not in given})   # what is given wins
     if args.seeds and isinstance(args.seeds[0], list): args.seeds = sorted({s for ss in args.seeds for s in ss})
     args.controls = tuple(args.controls)
+    preset = _preset(args, given)
     rewind = int(args.rewind) if args.rewind.isdigit() else args.rewind
     parse_rewind(rewind, 1)   # a malformed rewind fails here, before any data is built
     out = Path(args.out).absolute()
@@ -234,26 +251,33 @@ def run(
     device = None if args.device == 'auto' else torch.device(args.device)
     folder = Path(args.dataset).is_dir()
     if args.size and not folder: raise BadValue(f"--size resizes the images of an image folder; {args.dataset!r} is not one")
-    dls = get_dls(args.dataset, bs=args.bs, device=device, valid_pct=args.valid_pct, **({'size': args.size} if folder else {}))
+    if preset and 'dataset' not in given: dls = preset.dls(device=device)
+    else: dls = get_dls(args.dataset, bs=args.bs, device=device, valid_pct=args.valid_pct, **({'size': args.size} if folder else {}))
+    print('data: ' + '; '.join(f"{k} {v}" for k, v in getattr(dls, 'splits', {}).items()))   # which folder is which split
     shape = tuple(dls.one_batch()[0].shape[1:])
-    learn_fn = _Learn(dls, args.model, shape)
+    learn_fn = preset.learner(dls) if preset else _Learn(dls, args.model, shape)
     method, layer_rates = args.method, None
-    if args.layer_pct is not None: method, layer_rates = 'local', _layer_rates(learn_fn().model, args.layer_pct, args.prune_pct)
+    if preset:
+        pk = preset.find_ticket_kwargs(dls)
+        if 'epochs' in given: print(f"--epochs {args.epochs} replaces the preset's {pk['epochs']}: this run is not the paper's budget")
+        else: args.epochs = pk['epochs']
+        method, layer_rates, args.prune_pct = pk['method'], pk['layer_rates'], pk['prune_pct']
+    elif args.layer_pct is not None: method, layer_rates = 'local', layer_rates_of(learn_fn().model, args.layer_pct, args.prune_pct)
     t0 = time.time()
     kw = dict(rounds=args.rounds, prune_pct=args.prune_pct, rewind=rewind, epochs=args.epochs, lr=args.lr, seeds=args.seeds,
               controls=args.controls, method=method, layer_rates=layer_rates, out=out, progress=not args.no_progress,
-              early_bird=args.early_bird, retries=args.retries)
+              early_bird=args.early_bird, retries=args.retries, stop_on=args.stop_on)
     if args.jobs > 1:   # fork: the workers start with what this process has built, the data included
         ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
         with ProcessPoolExecutor(args.jobs, mp_context=ctx) as ex: df = find_ticket(learn_fn, executor=ex, threads=args.threads or 1, **kw)
     else:
         if args.threads: torch.set_num_threads(args.threads)
         df = find_ticket(learn_fn, **kw)
-    df = _summarize(out, args.rounds, set(df.arm), args.model, shape, args.command, args.dataset)
+    df = _summarize(out, args.rounds, set(df.arm), args.model, shape, args.command, preset.dataset if preset and 'dataset' not in given else args.dataset)
     n, done = df.seed.nunique(), sorted(df.seed.unique())
     print(f"\nTest accuracy at early stopping, mean ± std over {n} seed(s) ({', '.join(map(str, done))}):")
     print(summary_table(df).to_string())
-    print(f"\nEarly-stopping iteration (lowest validation loss), mean ± std:")
+    print(f"\nEarly-stopping iteration ({'lowest validation loss' if args.stop_on == 'valid_loss' else 'highest validation accuracy'}), mean ± std:")
     print(summary_table(df, 'es_iter', '.0f').to_string())
     print('\n' + cost_line(df))
     print(f"\nwrote {args.out}/results.csv, {args.out}/results.png, {args.out}/ticket/  ({time.time()-t0:.0f} s)")

@@ -95,7 +95,7 @@ def _is_function(x):
 def _plain(v):
     "Whether an attribute is a setting (numbers, strings, tensors, functions, modules), not a link to a live object"
     if v is None or isinstance(v, (bool, int, float, str, torch.Tensor, torch.nn.Module, functools.partial)) or _is_function(v): return True
-    return isinstance(v, (list, tuple)) and all(o is None or isinstance(o, (bool, int, float, str)) for o in v)
+    return isinstance(v, (list, tuple)) and all(o is None or isinstance(o, (bool, int, float, str)) or _plain(o) for o in v)
 
 # %% ../nbs/07b_store.ipynb #stc06
 _DEFAULT_CBS = {'TrainEvalCallback', 'Recorder', 'CastToTensor', 'ProgressCallback'}   # every Learner has them
