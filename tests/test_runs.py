@@ -167,3 +167,68 @@ def test_a_refused_first_job_leaves_the_folder_other_jobs_share(tmp_path, monkey
         assert (out/'settings.json').exists(), 'the refused job removed the settings the other jobs run under'
     finally:
         for h in held: h.release()
+
+class _BigLearn:
+    "A learner on a large dataset (x holds over 100 MB): module-level, so that it pickles, data and all"
+    def __init__(self, n):
+        g = torch.Generator().manual_seed(0)
+        x, y = torch.randn(n, 40, generator=g), torch.randint(0, 10, (n,), generator=g)
+        from lottery_nb.data import tensor_dls
+        self.dls = tensor_dls(x[:-2000], y[:-2000], x[-2000:-1000], y[-2000:-1000], bs=4096, x_test=x[-1000:], y_test=y[-1000:])
+    def __call__(self):
+        from fastai.basics import Learner, CrossEntropyLossFlat, accuracy, Adam
+        from lottery_nb.models import mlp
+        return Learner(self.dls, mlp(40, (16,)), loss_func=CrossEntropyLossFlat(), metrics=accuracy, opt_func=Adam)
+
+def _counting_pool(n, sent):
+    "A fork ProcessPoolExecutor that records the pickled size of every task it is given"
+    import pickle, multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    class Counting(ProcessPoolExecutor):
+        def submit(self, fn, *args, **kw):
+            sent.append(len(pickle.dumps((fn, args, kw)))); return super().submit(fn, *args, **kw)
+    return Counting(n, mp_context=mp.get_context('fork'))
+
+@pytest.mark.slow
+def test_the_data_reach_each_worker_once(one_thread):
+    "A 104 MB dataset: a forked pool's workers start with it; a pool whose workers already run gets it once per worker"
+    import pickle
+    learn = _BigLearn(650_000)
+    size = len(pickle.dumps(learn))
+    assert size > 100e6
+    kw = dict(rounds=1, epochs=1, controls=('reinit',), seeds=[0, 1], progress=False)
+    sent = []
+    with _counting_pool(2, sent) as ex: df = find_ticket(learn, executor=ex, **kw)
+    assert len(df) == 6 and len(sent) == 6 and max(sent) < 1e6, sent   # 6 fits, none carries the data: the fork gave it
+    forked = sum(sent); sent.clear()
+    with _counting_pool(2, sent) as ex:
+        ex.submit(os.getpid).result()   # the workers start before find_ticket registers the data
+        df2 = find_ticket(learn, executor=ex, **kw)
+    big = [s for s in sent if s > 100e6]
+    assert 1 <= len(big) <= 4, sent   # once per worker (twice where two tasks reach a fresh worker together), not once per fit
+    same(df2, df)
+    print(f"\n{size / 1e6:.0f} MB pickled learner, 6 fits: a forked pool was sent {forked / 1e3:.0f} kB in all; a running pool "
+          f"{sum(big) / 1e6:.0f} MB ({len(big)} copies), where one copy per fit would be {6 * size / 1e6:.0f} MB")
+
+@pytest.mark.slow
+def test_ctrl_c_with_jobs_leaves_no_lock_and_no_worker_writing(tmp_path, reference):
+    "Ctrl-C on a run with two worker processes: it stops, kills its workers, gives the seeds back; the same run resumes to the serial rows"
+    out = tmp_path/'run'
+    cmd = [sys.executable, '-c', 'import sys; from lottery_nb.cli import main; sys.exit(main())', '--dataset', 'mnist1d',
+           '--seeds', '0', '1', '--rounds', '2', '--epochs', '1', '--jobs', '2', '--no-progress', '--out', str(out)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    end = time.monotonic() + 600
+    while not list(out.glob('seed*/round*/*.json')) and p.poll() is None and time.monotonic() < end: time.sleep(0.05)
+    assert p.poll() is None, f"the run ended (or never wrote a row in 600 s) before Ctrl-C: {p.stderr.read()[-2000:]}"
+    p.send_signal(signal.SIGINT)
+    err = p.communicate(timeout=600)[1]
+    assert p.returncode == 130 and 'interrupted' in err, err[-2000:]
+    assert not list(out.glob('seed*/.lock'))
+    files = sorted(out.rglob('*')); time.sleep(3)
+    assert sorted(out.rglob('*')) == files   # no worker still writing
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert r.returncode == 0, r.stderr[-2000:]
+    serial = [c for c in cmd[:-1] if c not in ('--jobs', '2')] + [str(tmp_path/'serial')]
+    ref = subprocess.run(serial, capture_output=True, text=True, timeout=600, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    same(read_results(out), read_results(tmp_path/'serial'))
