@@ -232,3 +232,11 @@ def test_ctrl_c_with_jobs_leaves_no_lock_and_no_worker_writing(tmp_path, referen
     ref = subprocess.run(serial, capture_output=True, text=True, timeout=600, env={**os.environ, 'OMP_NUM_THREADS': '1'})
     assert ref.returncode == 0, ref.stderr[-2000:]
     same(read_results(out), read_results(tmp_path/'serial'))
+
+def test_the_rows_are_the_same_bit_for_bit_whatever_the_thread_count(reference):
+    "What 'reproducible' means on one machine and build: the same rows with 1 or 2 torch threads (and any --jobs, above)"
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        same(find_ticket(learn_fn, **CONFIG, seeds=[0, 1], progress=False), reference['10it'])
+    finally: torch.set_num_threads(old)
