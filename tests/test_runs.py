@@ -240,3 +240,23 @@ def test_the_rows_are_the_same_bit_for_bit_whatever_the_thread_count(reference):
         torch.set_num_threads(2)
         same(find_ticket(learn_fn, **CONFIG, seeds=[0, 1], progress=False), reference['10it'])
     finally: torch.set_num_threads(old)
+
+def test_a_folder_of_the_last_release_continues(tmp_path, reference):
+    "A folder whose settings the last release wrote (format 1: its version, the rewind as typed, classes by short name) resumes"
+    import lottery_nb.lottery as lot
+    from lottery_nb.lottery import _configure, _Args
+    out = tmp_path/'run'
+    find_ticket(learn_fn, **{**CONFIG, 'rounds': 1}, seeds=[0, 1], out=out, progress=False)
+    a = _Args(**{k: v for k, v in CONFIG.items() if k != 'rounds'})
+    old = {**_configure(learn_fn, a, folder=True).legacy, 'lottery_nb': '0.0.1'}   # as the last release wrote it
+    (out/'settings.json').write_text(json.dumps(old))
+    same(find_ticket(learn_fn, **CONFIG, seeds=[0, 1], out=out, progress=False), reference['10it'])
+    with pytest.raises(RunFolderError, match="lr: 0.003 in the folder, 0.1 now"):
+        find_ticket(learn_fn, **{**CONFIG, 'lr': 0.1}, seeds=[0, 1], out=out, progress=False)
+
+@pytest.mark.slow
+def test_dask_workers_with_threads_are_refused():
+    from distributed import Client, LocalCluster
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+        with pytest.raises(ValueError, match='run several tasks at once in threads of one process'):
+            find_ticket(learn_fn, **CONFIG, executor=client.get_executor(), progress=False)
