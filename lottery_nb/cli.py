@@ -6,13 +6,13 @@ Docs: https://lottery-nb.github.io/lottery-nb/cli.html.md"""
 
 # %% ../nbs/09_cli.ipynb #c003
 from __future__ import annotations
-import argparse, os, shutil, sys, time, warnings
+import argparse, os, re, shutil, sys, time, warnings
 from pathlib import Path
 from .core import BadInput, BadValue, user_message
 from .lease import Terminated
 
 # %% auto #0
-__all__ = ['EPOCHS', 'QUICK', 'QUICK_HELP', 'get_parser', 'cost_line', 'run', 'merge', 'summarize', 'main']
+__all__ = ['EPOCHS', 'QUICK', 'QUICK_HELP', 'get_parser', 'defaults_table', 'cost_line', 'run', 'merge', 'summarize', 'main']
 
 # %% ../nbs/09_cli.ipynb #c009
 EPOCHS = 20   # the default budget: the dense MLP on MNIST-1D reaches its lowest validation loss well before it (IMP tutorial)
@@ -89,8 +89,13 @@ def _pct(s):
     if not 0 < v < 1: raise argparse.ArgumentTypeError(f"must be a share in (0, 1), got {s}")
     return v
 
-def get_parser():
-    "The command-line options of `lottery_nb`; the choices come from the library's registries"
+def get_parser(
+    command:str|None=None, # A subcommand, 'merge' or 'summarize'; `None` for the command itself
+):
+    "The command-line options of `lottery_nb` (or of one of its subcommands); the choices come from the library's registries"
+    if command is not None:
+        from lottery_nb.core import lookup
+        return lookup(_JOBS, command, 'subcommand')[0]()
     from lottery_nb.sparsifier import METHODS
     from lottery_nb.data import DATASETS
     from lottery_nb.models import MODELS
@@ -119,7 +124,7 @@ def get_parser():
     p.add_argument('--epochs', type=_positive(int), default=EPOCHS, help='training epochs per round and arm')
     p.add_argument('--valid-pct', type=_pct, default=0.1, help='share of the training set held out for validation (early stopping)')
     p.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto', help='where to train; auto picks the GPU if there is one')
-    p.add_argument('--quick', action='store_true', help=f'a half-minute look: {QUICK_HELP}, unless given')
+    p.add_argument('--quick', action='store_true', help=f'a first look at a fraction of the cost: {QUICK_HELP}, unless given')
     p.add_argument('--lr', type=_positive(float), default=3e-3, help='Adam learning rate')
     p.add_argument('--bs', type=_positive(int), default=100, help='batch size')
     p.add_argument('--size', type=_positive(int), default=None, help='resize the images of an image folder to SIZE x SIZE (they must match otherwise)')
@@ -130,6 +135,39 @@ def get_parser():
     p.add_argument('--retries', type=_count, default=0, help='tries after the first for a fit that fails (a lost worker, out of memory); each failure goes to OUT/failures.log')
     p.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     return p
+
+# %% ../nbs/09_cli.ipynb #xdef02
+_OPTION = {'layer_rates': 'layer_pct', 'progress': 'no_progress', 'executor': 'jobs'}   # find_ticket's arguments set by an option of another name
+_PASSED = {   # what the command passes to `find_ticket` for an option, as `run` computes it; `d` is find_ticket's default
+    'seeds': lambda a, d: sorted({s for ss in a.seeds for s in ss}),
+    'rewind': lambda a, d: int(a.rewind) if a.rewind.isdigit() else a.rewind,
+    'controls': lambda a, d: tuple(a.controls),
+    'layer_rates': lambda a, d: d if a.layer_pct is None else f'from --layer-pct {a.layer_pct}',
+    'progress': lambda a, d: not a.no_progress,
+    'executor': lambda a, d: d if a.jobs == 1 else f'ProcessPoolExecutor({a.jobs})',
+    'threads': lambda a, d: d if a.jobs == 1 else a.threads or 1,   # with one job, the command sets torch's threads itself
+}
+
+def _shown(v): return getattr(v, '__name__', None) or repr(v)
+
+def _option(a):
+    "An option as `--help` shows it with its default: `--epochs 20`, `--seeds 0-2`, `--no-progress` (off)"
+    if a.nargs == 0: return f"{a.option_strings[-1]} (off)" if a.default is False else a.option_strings[-1]
+    return f"{a.option_strings[-1]} {'(none)' if a.default is None else a.default}"
+
+def defaults_table():
+    "A DataFrame of `find_ticket`'s defaults beside the command's, one row per argument, from `find_ticket`'s signature and `get_parser()`"
+    import inspect, pandas as pd
+    from lottery_nb.lottery import find_ticket
+    p = get_parser(); a, acts = p.parse_args([]), {o.dest: o for o in p._actions}
+    rows = {}
+    for k, prm in inspect.signature(find_ticket).parameters.items():
+        if prm.default is prm.empty: continue   # learn_fn: the command builds it from --dataset, --model, --bs, --valid-pct
+        o = acts.get(_OPTION.get(k, k))
+        v = prm.default if o is None else _PASSED.get(k, lambda a, d: getattr(a, k))(a, prm.default)
+        rows[k] = {'find_ticket default': _shown(prm.default), 'command option': '(none)' if o is None else _option(o),
+                   'command passes': _shown(v), 'differs': 'yes' if v != prm.default else ''}
+    return pd.DataFrame.from_dict(rows, orient='index')
 
 # %% ../nbs/09_cli.ipynb #c014
 _FROM_PRESET = ('dataset', 'model', 'rounds', 'bs', 'lr', 'rewind')   # what a preset sets that the command has options for
@@ -320,6 +358,10 @@ def summarize(
     print(f"\nwrote {args.folder}/results.csv, {args.folder}/results.png" + (f", {args.folder}/ticket/" if (Path(args.folder)/'ticket').exists() else ''))
     return 0
 
+def _as_given(msg:str)->str:
+    "`msg` with the paths under the working directory written relative to it, as the user typed them"
+    return re.sub(rf"(['\"]){re.escape(os.getcwd() + os.sep)}", r'\1', msg)
+
 _JOBS = {'merge': (_merge_parser, merge), 'summarize': (_summarize_parser, summarize)}   # subcommands: their parser and job
 
 def main(
@@ -330,14 +372,14 @@ def main(
     with warnings.catch_warnings():   # torch's and fastai's import-time notices are not the command's output
         warnings.simplefilter('ignore')
         sub = argv[0] if argv[:1] and argv[0] in _JOBS else None
-        p = _JOBS[sub][0]() if sub else get_parser()
+        p = get_parser(sub)
         job, args = (_JOBS[sub][1], p.parse_args(argv[1:])) if sub else (run, p.parse_args(argv))
         args.out = getattr(args, 'out', None) or getattr(args, 'folder', None)
         args.command = ' '.join(['lottery_nb', *argv])
         args.given = {a.dest for o in argv for a in [p._option_string_actions.get(o.split('=')[0])] if a}
         try: return job(args)
         except BadInput as e:   # what the user gave: one line; anything else is a bug, and keeps its traceback
-            print(f"lottery_nb: error: {user_message(e)}", file=sys.stderr); return 2
+            print(f"lottery_nb: error: {_as_given(user_message(e))}", file=sys.stderr); return 2
         except BrokenPipeError:   # `lottery_nb ... | head`: the reader left; nothing more to say
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno()); return 1
         except Terminated:   # a time limit, scancel, a preemption: the seeds are given back, a requeued job continues at once

@@ -243,7 +243,8 @@ def _offline(e, what, instead='load a ticket folder from disk'):
     if names & {'ConnectError', 'ConnectionError', 'TransportError', 'LocalEntryNotFoundError', 'OfflineModeIsEnabled', 'Timeout', 'TimeoutException'}:
         return Offline(f"{what} needs the Hugging Face Hub, which cannot be reached from here ({type(e).__name__}); "
                                f"run it where there is a network, or {instead}")
-    if 'LocalTokenNotFoundError' in names or 'Token is required' in str(e):   # older clients ask before they connect
+    status = getattr(getattr(e, 'response', None), 'status_code', None)   # newer clients send it without a token: 401
+    if 'LocalTokenNotFoundError' in names or 'Token is required' in str(e) or status == 401:
         return BadValue(f"{what} needs a Hugging Face login (huggingface-cli login); or {instead}")
     if 'RepositoryNotFoundError' in names: return BadValue(f"{what}: no such repository on the Hub, or it is private and you are not logged in")
     return e

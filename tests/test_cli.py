@@ -4,16 +4,21 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+ROOT = Path(__file__).resolve().parent.parent
 EXE = [sys.executable, '-c', 'import sys; from lottery_nb.cli import main; sys.exit(main())']
 TINY = ['--rounds', '2', '--epochs', '1', '--seeds', '1', '--no-progress']
 
 def run(*args, **kw): return subprocess.run(EXE + list(args), capture_output=True, text=True, timeout=300, **kw)
 
-def test_console_script_installed():
+def test_console_script_installed(monkeypatch):
+    "`lottery_nb --help` is what the CLI page prints with `get_parser().print_help()`, at the same width"
     import shutil
+    from lottery_nb.cli import get_parser
     assert shutil.which('lottery_nb'), 'the lottery_nb console script is not on PATH'
+    monkeypatch.setenv('COLUMNS', '100')   # argparse wraps the help to the terminal's width
     r = subprocess.run(['lottery_nb', '--help'], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and '--prune-pct' in r.stdout and '--rewind' in r.stdout
+    assert r.stdout == get_parser().format_help()
 
 def test_tiny_run_writes_everything(tmp_path):
     r = run(*TINY, '--out', str(tmp_path))
@@ -48,7 +53,7 @@ def test_jobs_2_gives_the_rows_of_one_job_and_folders_merge(tmp_path):
     bad = run('merge', str(tmp_path/'s0'), str(tmp_path/'merged'), '--out', str(tmp_path/'m2'))
     assert bad.returncode == 2 and 'seed 0 is in both' in bad.stderr and 'Traceback' not in bad.stderr
 
-@pytest.mark.parametrize('args, msg', [(['--rounds', 'x'], 'invalid int'), (['--dataset', 'mnist2d'], "unknown dataset 'mnist2d'"),
+@pytest.mark.parametrize('args, msg', [(['--rounds', 'x'], "'x' is not a count"), (['--dataset', 'mnist2d'], "unknown dataset 'mnist2d'"),
                                        (['--layer-pct', 'conv=10,attn=5'], "unknown layer kind 'attn'"),
                                        (['--valid-pct', '1.5'], 'share in (0, 1)'), (['--model', 'vgg'], 'invalid choice'),
                                        (['--rewind', '2 epochs'], "'500it'"), (['--controls', 'shuffle'], 'unknown control'),
@@ -124,3 +129,55 @@ def test_cuda_asked_without_a_gpu(tmp_path):
     if torch.cuda.is_available(): pytest.skip('this machine has a GPU')
     r = run('--device', 'cuda', '--out', str(tmp_path))
     assert r.returncode == 2 and 'sees no GPU' in r.stderr
+
+def test_the_defaults_table_is_what_the_command_passes(monkeypatch, tmp_path):
+    "The CLI page's table of `find_ticket`'s defaults beside the command's: each value is what `lottery_nb` passes"
+    import inspect
+    import lottery_nb.lottery as lot
+    from lottery_nb.cli import main, defaults_table
+    params, t = inspect.signature(lot.find_ticket).parameters, defaults_table()
+    class Stop(Exception): pass
+    kw = {}
+    def runner(learn_fn, **k): kw.update(k); raise Stop   # what the command would run, not run
+    monkeypatch.setattr(lot, 'find_ticket', runner)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Stop): main([])
+    assert list(t.index) == [k for k in params if k != 'learn_fn']
+    for k in t.index:
+        v = kw.get(k, params[k].default)   # an argument the command does not pass takes find_ticket's default
+        if k == 'out': assert v == tmp_path/'lottery_out' and t.loc[k, 'command passes'] == "'lottery_out'", v
+        else: assert t.loc[k, 'command passes'] == (getattr(v, '__name__', None) or repr(v)), (k, v, t.loc[k].tolist())
+        assert (t.loc[k, 'differs'] == 'yes') == (t.loc[k, 'command passes'] != t.loc[k, 'find_ticket default']), k
+    assert set(t.index[t.differs == 'yes']) == {'epochs', 'lr', 'seeds', 'out'}, t
+
+def _reference():
+    "The store page's reference of the results.csv columns: its prose and `{column: (meaning, unit, filled by)}`"
+    import json
+    cell = next(''.join(c['source']) for c in json.loads((ROOT/'nbs'/'07b_store.ipynb').read_text())['cells'] if c.get('id') == 'st0c1')
+    rows = [[p.strip() for p in l.strip().strip('|').split('|')] for l in cell.splitlines() if l.startswith('| `')]
+    return cell, {r[0].strip('`'): tuple(r[1:]) for r in rows}
+
+def test_the_results_csv_reference_is_the_columns_a_run_writes(tmp_path):
+    "Every column a run with every arm writes is in the store page's reference, and every column there is written, as it says"
+    import json
+    from lottery_nb.cli import main
+    from lottery_nb.controls import CONTROLS, UNTRAINED
+    prose, ref = _reference()
+    assert main(['--rounds', '1', '--epochs', '2', '--seeds', '0', '--controls', ','.join(CONTROLS), '--early-bird',
+                 '--no-progress', '--out', str(tmp_path)]) == 0
+    df = pd.read_csv(tmp_path/'results.csv')
+    assert set(df.arm) == {'ticket', *CONTROLS}
+    missing, extra = [c for c in df.columns if c not in ref], [c for c in ref if c not in df.columns]
+    assert not missing and not extra, f'not in the reference: {missing}; in the reference, written by no run: {extra}'
+    assert all(len(v) == 3 and all(v) for v in ref.values()), ref   # a meaning, a unit and the arms, for each
+    assert all(f'`{a}`' in prose for a in UNTRAINED)
+    # what the reference says of the arms and units holds in the run
+    untrained, trained = df[df.arm.isin(UNTRAINED)], df[~df.arm.isin(UNTRAINED)]
+    assert (untrained[['es_epoch', 'es_iter', 'epochs_to_best', 'epochs_trained', 'steps', 'samples', 'seconds']] == 0).all().all()
+    assert (untrained[['val_loss', 'val_acc', 'test_acc']] == '[]').all().all()
+    assert (trained.steps > 0).all() and (trained.es_iter == trained.es_epoch * trained.steps // trained.epochs_trained).all()
+    for _, r in trained.iterrows(): assert len(json.loads(r.val_loss)) == len(json.loads(r.test_acc)) == r.epochs_trained
+    assert df[['final_acc', 'es_acc', 'best_acc']].stack().between(0, 1).all() and df.pct_remaining.max() == 100
+    dense = df[(df['round'] == 0)].steps.item()
+    assert (df[df['round'] == 0].find_steps == 0).all() and (df[df['round'] == 1].find_steps == dense).all()
+    assert df.lottery_nb.nunique() == 1 and df.lottery_nb.iloc[0] == __import__('lottery_nb').__version__
