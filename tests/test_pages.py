@@ -134,7 +134,22 @@ def recipes():
     return cmds
 
 def test_the_cli_page_has_its_four_setups():
-    assert len(recipes()) == 4 and all(c.startswith('lottery_nb --dataset ') for c in recipes()), recipes()
+    assert len(recipes()) == 4 and all(c.startswith('lottery_nb --preset ') for c in recipes()), recipes()
+
+def test_the_setups_table_gives_the_presets_sizes():
+    "Each paper row's fits and epochs are what its preset runs (3 seeds unless --seeds is given)"
+    import math
+    from lottery_nb.presets import PRESETS
+    from lottery_nb.data import DOWNLOADS
+    text = ''.join(''.join(c['source']) for c in json.loads((root/'nbs'/'09_cli.ipynb').read_text())['cells']
+                   if c['cell_type'] == 'markdown' and "The paper's setups" in ''.join(c['source']))
+    for cmd in recipes():
+        if '--rounds' in cmd: continue   # the smaller row
+        p = PRESETS[shlex.split(cmd)[2]]
+        epochs = p.epochs(math.ceil((DOWNLOADS[p.dataset].n_train - p.valid) / p.bs))
+        fits = (1 if '--seeds 0' in cmd else 3) * (1 + 3 * p.rounds)
+        row = next(l for l in text.splitlines() if f'`{cmd}`' in l)
+        assert f'{fits} fits of {epochs} epochs' in row and f'{p.rounds} rounds to' in row, (row, fits, epochs)
 
 SHAPES = {'mnist': (1, 28, 28), 'cifar10': (3, 32, 32)}
 
@@ -143,9 +158,10 @@ def test_the_papers_commands_run_on_stand_in_data(i, tmp_path, monkeypatch):
     """Each command of the CLI page's table, as printed, with its download replaced by 64 random images of the
     dataset's shape and its budget cut to one round of three epochs (added after it: argparse keeps the last)"""
     from lottery_nb import cli, data
+    from lottery_nb.presets import PRESETS
     cmd = recipes()[i]
     args = shlex.split(cmd)[1:]
-    name = args[args.index('--dataset') + 1]
+    name = PRESETS[args[args.index('--preset') + 1]].dataset
     def stand_in(bs=64, seed=0, device=None, valid_pct=0.1, **kw):
         g = torch.Generator().manual_seed(0)
         x = lambda n: torch.randn(n, *SHAPES[name], generator=g)
@@ -153,7 +169,7 @@ def test_the_papers_commands_run_on_stand_in_data(i, tmp_path, monkeypatch):
         return data.tensor_dls(x(64), y(64), x(20), y(20), bs=min(bs, 32), x_test=x(20), y_test=y(20), device=device)
     monkeypatch.setitem(data.DATASETS, name, stand_in)
     monkeypatch.chdir(tmp_path)
-    assert cli.main(args + ['--rounds', '1', '--epochs', '3', '--no-progress', '--out', 'out']) == 0, cmd
+    assert cli.main(args + ['--rounds', '1', '--epochs', '3', '--rewind', '0', '--no-progress', '--out', 'out']) == 0, cmd
     assert (tmp_path/'out'/'ticket'/'ticket.safetensors').exists()
 
 # prose that quotes bench/README.md: (notebook, cell id, the numbers it quotes, as printed)
