@@ -251,7 +251,9 @@ def _summarize(
         h = read_ticket(prev)['meta']; b = h.get('model', {}).get('build', '')
         if b.startswith('lottery_nb:'): model, shape, command = b.split(':', 1)[1], h.get('input_shape'), command or h.get('command')
         dataset = dataset or h.get('dataset')
-    title = f"{model or 'model'}: {rounds} round{'s' * (rounds != 1)}, {n} seed{'s' * (n != 1)}"
+    pct, data = folder.settings().get('prune_pct'), f" on {Path(str(dataset)).name}" if dataset else ''
+    title = (f"{model or 'model'}{data}: {rounds} round{'s' * (rounds != 1)}" + (f" of {pct:g}%" if pct else '')
+             + f", {n} seed{'s' * (n != 1)}")
     fig = plot_results(df, title, fig=Figure(figsize=(17, 4.4)))
     with atomic_path(out/'results.png') as tmp: fig.savefig(tmp, dpi=120, format='png')
     if model is None: return df   # a folder from find_ticket in Python: it does not say how to build its model
