@@ -6,8 +6,10 @@ python bench/bench_jobs.py --quick    # --quick's setting (5 rounds, seeds 0 1, 
 Method, as on the benchmark page: the arms (jobs 1, jobs 1 again as the A/A control, jobs 2) run in a new random order
 every rep, each a fresh `lottery_nb` process into a fresh folder; the speed-up of each rep is jobs 1 / jobs 2 of the
 same rep; medians with a bootstrap 95% interval. Every run's results.csv must be the same, bit for bit, but for the
-wall-clock columns. Run nothing else meanwhile: a second busy core moves ratios by 10-20%. Writes bench/jobs.md."""
-import argparse, datetime, functools, shutil, subprocess, sys, tempfile, time
+wall-clock columns, and the file says whether they are the committed run's, runs/default (the default experiment's
+numbers are that run's: this benchmark measures time). Run nothing else meanwhile: a second busy core moves ratios by
+10-20%. Writes bench/jobs.md."""
+import argparse, datetime, functools, json, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 import pandas as pd
 if __package__ in (None, ''): sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run as a script
@@ -16,6 +18,18 @@ from bench.report import machine
 
 HERE = Path(__file__).resolve().parent
 CLOCK = ['seconds', 'find_seconds']
+RUN = HERE.parent/'runs'/'default'   # the committed run of the default command
+
+def against_committed(df):
+    "One sentence: are these rows (wall-clock columns dropped) the committed run's, runs/default, bit for bit?"
+    ref, info = pd.read_csv(RUN/'results.csv').drop(columns=CLOCK), json.loads((RUN/'run.json').read_text())
+    made = f"`runs/default/` ({info['date']}, {info['machine']}, torch {info['torch']})"
+    a, b = (d.sort_values(['seed', 'round', 'arm']).reset_index(drop=True) for d in (df, ref))
+    try: pd.testing.assert_frame_equal(a, b[a.columns], check_exact=True)
+    except (AssertionError, KeyError):
+        return (f"The rows of these runs are not those of the committed run of the default command, {made}: another machine or torch "
+                "build (`python runs/compare.py` measures how far they moved). The default experiment's numbers are that run's.")
+    return f"The rows of these runs are the committed run of the default command, {made}, bit for bit: its tables are `runs/default/output.txt`."
 
 def run(out, jobs, extra):
     t0 = time.perf_counter()
@@ -44,7 +58,7 @@ def main():
     ratio = paired(times, 'jobs 1')
     speed = boot_median([o / t for o, t in zip(times['jobs 1'], times['jobs 2'])])
     med = lambda xs: f'{sorted(xs)[len(xs)//2]:.1f}'
-    setting = '--quick (5 rounds, seeds 0 1, 8 epochs)' if a.quick else 'the default (MNIST-1D MLP, 8 rounds, seeds 0 1 2, 20 epochs)'
+    setting = '--quick (5 rounds, seeds 0 1, 8 epochs)' if a.quick else 'the default command (MNIST-1D MLP, 8 rounds, seeds 0 1 2, 20 epochs)'
     md = ['## Seeds in parallel: `--jobs 2` against `--jobs 1`', '',
           f'`python bench/bench_jobs.py{" --quick" if a.quick else ""}`, {datetime.date.today()}, {a.reps} reps, {time.time()-t_all:.0f} s in all. '
           f'Machine: {machine()}. Setting: {setting}, each process on one torch thread.', '',
@@ -52,8 +66,9 @@ def main():
                    [['jobs 1', med(times['jobs 1']), '1'], ['jobs 1 again (A/A)', med(times['jobs 1 again']), fmt_ci(ratio['jobs 1 again'])],
                     ['jobs 2', med(times['jobs 2']), fmt_ci(ratio['jobs 2'])]]), '',
           f'Speed-up of `--jobs 2`: **{fmt_ci(speed)}** (jobs 1 / jobs 2, per rep). Every run wrote the same '
-          f'results.csv, bit for bit, but for the wall-clock columns ({", ".join(CLOCK)}).', '']
-    print('\n'.join(md)); print(first['stdout'])
-    if not a.no_write: (HERE/('jobs_quick.md' if a.quick else 'jobs.md')).write_text('\n'.join(md) + '\n\nThe run\'s own summary:\n\n```\n' + first['stdout'].strip() + '\n```\n')
+          f'results.csv, bit for bit, but for the wall-clock columns ({", ".join(CLOCK)}).', '',
+          "The test accuracies these runs printed are --quick's, not the default experiment's." if a.quick else against_committed(first['df']), '']
+    print('\n'.join(md)); print(first['stdout'])   # the run's own tables: on the screen, not in the file
+    if not a.no_write: (HERE/('jobs_quick.md' if a.quick else 'jobs.md')).write_text('\n'.join(md))
 
 if __name__ == '__main__': main()
