@@ -263,4 +263,6 @@ def read_results(
         try: return pd.read_csv(path/RESULTS)
         except Exception as e: raise RunFolderError(f"{str(path/RESULTS)!r} cannot be read ({type(e).__name__}): it is not a results table") from None
     if not (path/SETTINGS).exists(): raise RunFolderError(f"{str(path)!r} is not a results folder: it has no {SETTINGS}")
-    return RunFolder(path).rows()
+    run = RunFolder(path)
+    if not run.row_files() and (path/RESULTS).exists(): return pd.read_csv(path/RESULTS)   # its summary, kept without the seeds (runs/)
+    return run.rows()
