@@ -69,14 +69,13 @@ def test_crash_at_any_write_then_resume_gives_the_same_rows(tmp_path, reference,
 @pytest.mark.slow
 def test_kill_9_during_a_write_and_at_a_random_moment(tmp_path, reference):
     out = tmp_path/'run'
-    p = job(dict(seeds=[0, 1], out=str(out), kill_at_write=7)); p.wait(300)
+    p = job(dict(seeds=[0, 1], out=str(out), kill_at_write=7)); p.wait(900)
     assert p.returncode == -9
-    p = job(dict(seeds=[0, 1], out=str(out))); time.sleep(0); 
-    for _ in range(600):   # then again, killed once it has written a few rows
-        if len(list(out.glob('seed*/round*/*.json'))) >= 8 or p.poll() is not None: break
-        time.sleep(0.05)
-    p.kill(); p.wait()
-    r = subprocess.run([sys.executable, WORKER, json.dumps(dict(seeds=[0, 1], out=str(out)))], capture_output=True, text=True, timeout=300)
+    p = job(dict(seeds=[0, 1], out=str(out)))
+    end = time.monotonic() + 600   # then again, killed once it has written a few rows (or at whatever moment it is then)
+    while len(list(out.glob('seed*/round*/*.json'))) < 8 and p.poll() is None and time.monotonic() < end: time.sleep(0.05)
+    p.kill(); p.wait(60)
+    r = subprocess.run([sys.executable, WORKER, json.dumps(dict(seeds=[0, 1], out=str(out)))], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     same(read_results(out), reference[0] if CONFIG['rewind'] == 0 else reference['10it'])
 
@@ -88,9 +87,9 @@ def test_four_jobs_share_a_folder_and_the_same_seed_twice_is_refused(tmp_path, r
     holder = wait_for_lock(out/'seed0'/'.lock', [*ps, dup])
     os.kill(holder, signal.SIGSTOP)   # whichever of the two holds seed 0 pauses, lock held, while the other asks for it
     other = next(p for p in (ps[0], dup) if p.pid != holder)
-    other.wait(300)
+    other.wait(900)
     os.kill(holder, signal.SIGCONT)
-    outs = [p.communicate(timeout=300) for p in ps + [dup]]
+    outs = [p.communicate(timeout=900) for p in ps + [dup]]
     if dup.pid == holder: ps[0], dup, outs[0], outs[3] = dup, ps[0], outs[3], outs[0]   # name the refused one `dup`
     assert [p.returncode for p in ps] == [0, 0, 0], [o[1][-1500:] for o in outs]
     assert dup.returncode != 0 and 'seed 0 of' in outs[3][1] and 'is being run by process' in outs[3][1], outs[3][1][-1500:]
@@ -132,6 +131,7 @@ def test_process_pool_gives_the_serial_rows(tmp_path, reference):
 def test_dask_local_cluster_gives_the_serial_rows(tmp_path, reference):
     from distributed import Client, LocalCluster
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+        client.wait_for_workers(2, timeout=600)   # a deadline that holds on a slow machine, and a line that says what failed
         df = find_ticket(learn_fn, **CONFIG, seeds=[0, 1], out=tmp_path/'run', progress=False, executor=client.get_executor())
     same(df, reference['10it'])
     same(pd.read_csv(tmp_path/'run'/'results.csv'), reference['10it'])
