@@ -1,3 +1,42 @@
-import warnings
+import threading, warnings
+import pytest
 warnings.filterwarnings('ignore', category=FutureWarning)
 warnings.filterwarnings('ignore', category=DeprecationWarning)
+
+# Under pytest-xdist (`bash tools/test.sh` runs `-n <cores> --dist loadfile`) a test file's tests stay in one process, so
+# a module's expensive fixture (the docs site, a JupyterLab server, reference runs) is made once. The exception: the
+# notebooks in a fresh environment spread over the processes, one by one, since their environment is made once per
+# session across the processes (`shared_env`, under a file lock).
+SPREAD = {'tests/test_notebooks_fresh_env.py'}
+
+class LoadFileSpread:
+    "`--dist loadfile`, but each test of a file in SPREAD is a unit of its own (registered when pytest-xdist is active)"
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config, log):
+        if config.getvalue('dist') != 'loadfile': return None
+        from xdist.scheduler import LoadFileScheduling
+        class Scheduling(LoadFileScheduling):
+            def _split_scope(self, nodeid):
+                f = super()._split_scope(nodeid)
+                return nodeid if f in SPREAD else f
+        return Scheduling(config, log)
+
+def pytest_configure(config):
+    if config.pluginmanager.hasplugin('xdist'): config.pluginmanager.register(LoadFileSpread(), 'lottery_nb_loadfile_spread')
+
+def pytest_collection_modifyitems(config, items):
+    "The notebooks in a fresh environment run last: their environment is made meanwhile (`start_fresh_env`)"
+    items.sort(key=lambda i: 'fresh_kernel' in getattr(i, 'fixturenames', ()))   # stable: the others keep their order
+
+@pytest.fixture(scope='session', autouse=True)
+def start_fresh_env(request, tmp_path_factory):
+    """When a selected test runs the notebooks in a fresh environment, start making that environment (minutes of pip) in
+    a thread at the session's first test, so the install overlaps the other tests; the tests' own fixture waits for it,
+    and reports its failure"""
+    if not any('fresh_kernel' in getattr(i, 'fixturenames', ()) and not i.get_closest_marker('skip') for i in request.session.items): return
+    import test_notebooks_fresh_env as fresh
+    tmp_path_factory.getbasetemp()   # made here, before the thread asks for it
+    def make():
+        try: fresh.shared_env(tmp_path_factory)
+        except BaseException: pass   # kept by shared_env for the fixture `fresh_kernel`, which fails with it
+    threading.Thread(target=make, daemon=True, name='fresh environment').start()

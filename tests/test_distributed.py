@@ -5,14 +5,20 @@ from pathlib import Path
 import pytest, torch
 from lottery_nb.tickets import read_ticket
 
-pytest.importorskip('accelerate')
+pytest.importorskip('accelerate', reason="two-process training needs the distributed extra: pip install -e '.[distributed]' (the dev extra has it)")
 here = Path(__file__).resolve().parent
+DEADLINE = 900   # seconds for two ranks to train and leave: under a minute here, so it holds on a machine three times slower
+
+def torchrun(args, what, **kw):
+    "Run `python -m torch.distributed.run --standalone --nproc_per_node 2 *args`; past DEADLINE, fail saying what it ran"
+    try: return subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', *args],
+                               capture_output=True, text=True, timeout=DEADLINE, **kw)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f'waited {DEADLINE} s for two ranks to run {what}; in vain. Its last output:\n{(e.stderr or b"")[-3000:]!r}')
 
 def launch(out, bn):
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
-    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
-                        str(here/'ddp_worker.py'), str(out), 'bn' if bn else 'plain'],
-                       capture_output=True, text=True, timeout=300, env=env)
+    r = torchrun([str(here/'ddp_worker.py'), str(out), 'bn' if bn else 'plain'], 'tests/ddp_worker.py', env=env)
     done = all((out/f'done{k}').exists() for k in range(2))
     # torch's gloo backend can abort a rank at exit, after its work, with "terminate called without an active
     # exception" (its threads outlive the process group); that alone, once both ranks have finished, is not a failure
@@ -95,8 +101,7 @@ def test_the_pages_script_runs_as_printed(tmp_path):
     (tmp_path/'train.py').write_text(src.replace('#| eval: false\n', ''))
     (tmp_path/'sitecustomize.py').write_text(SHIM)
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore', 'PYTHONPATH': str(tmp_path)}
-    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', 'train.py'],
-                       capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    r = torchrun(['train.py'], "the page's train.py", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     t = read_ticket(tmp_path/'ticket.safetensors')
     assert abs(t['meta']['sparsity'] - 80) < 0.1

@@ -1,7 +1,10 @@
 """The docs site, built as the README says and opened in a real headless Chromium (Debian's, driven by playwright).
 
 Chromium is set-up work, not test work: `tools/setup_system.sh` installs it (and .ci/run calls that script). When it
-is missing these tests fail and say how to install it. Screenshots of three pages go to $LOTTERY_SCREENSHOTS (default: the test's temporary folder)."""
+is missing these tests fail and say how to install it. Screenshots of three pages go to $LOTTERY_SCREENSHOTS (default: the test's temporary folder).
+
+The site is built once (a module fixture; under pytest-xdist a file's tests stay in one process, see tests/conftest.py).
+Every wait has a deadline that holds on a machine three times slower than CI's, and says what it waited for."""
 import functools, http.server, os, re, shutil, subprocess, sys, threading
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
@@ -9,6 +12,8 @@ import pytest
 
 root = Path(__file__).resolve().parent.parent
 CHROMIUM = '/usr/bin/chromium'
+BUILD_S = 1200   # the build took 72 s on a busy 2-core machine (2026-12-06)
+PAGE_S = 120     # a page loads, or answers a search, in a second or two here
 FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
          '--disable-sync', '--disable-quic', '--no-first-run']
 
@@ -24,9 +29,12 @@ def site(tmp_path_factory):
     for tool in ('sudo', 'curl', 'wget'):
         (bin_/tool).write_text(f'#!/bin/sh\necho "$0 $@" >> {tmp}/installers_called\nexit 1\n'); (bin_/tool).chmod(0o755)
     env = {**os.environ, 'PATH': f"{bin_}:{os.environ['PATH']}"}
-    status = lambda: subprocess.run(['git', 'status', '--porcelain', '--untracked-files=all'], cwd=root, capture_output=True, text=True).stdout
+    status = lambda: subprocess.run(['git', 'status', '--porcelain', '--untracked-files=all'], cwd=root, capture_output=True, text=True,
+                                    timeout=PAGE_S).stdout
     before = status()
-    r = subprocess.run([sys.executable, str(root/'tools'/'docs.py'), '--out', str(out)], cwd=root, capture_output=True, text=True, env=env)
+    try: r = subprocess.run([sys.executable, str(root/'tools'/'docs.py'), '--out', str(out)], cwd=root, capture_output=True, text=True,
+                            env=env, timeout=BUILD_S)
+    except subprocess.TimeoutExpired as e: pytest.fail(f'tools/docs.py did not build the site within {BUILD_S} s: {(e.stderr or b"")[-2000:]!r}')
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     # nbdev's build runs every cell that imports something: such a cell must not also do work (train, write files)
     assert status() == before, f'the docs build changed the repository: {set(status().splitlines()) ^ set(before.splitlines())}'
@@ -55,9 +63,14 @@ def browser():
 
 def _pages(site): return sorted(p.relative_to(site).as_posix() for p in site.glob('*.html'))
 
+def _new_page(browser, width=1280):
+    page = browser.new_page(viewport={'width': width, 'height': 900})
+    page.set_default_timeout(PAGE_S * 1000); page.set_default_navigation_timeout(PAGE_S * 1000)
+    return page
+
 def _open(browser, url):
     "Open `url`; return the page and its console errors (a failed request counts as one: the site must be self-contained)"
-    page = browser.new_page(viewport={'width': 1280, 'height': 900})
+    page = _new_page(browser)
     errors = []
     page.on('console', lambda m: errors.append(m.text) if m.type == 'error' else None)
     page.on('pageerror', lambda e: errors.append(f'page error: {e}'))
@@ -128,7 +141,9 @@ def test_search_finds_sparsifycallback(base, browser):
         page.keyboard.press('/')
         box = [b for b in page.query_selector_all('.smalldocs-search input') if b.is_visible()]
     box[0].fill('SparsifyCallback')
-    page.wait_for_selector('.search-result', timeout=10_000)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    try: page.wait_for_selector('.search-result', timeout=PAGE_S * 1000)
+    except PlaywrightTimeout: pytest.fail(f'waited {PAGE_S} s for a search result for SparsifyCallback on index.html; none came')
     hits = page.eval_on_selector_all('.search-result', 'els => els.map(e => [e.getAttribute("href"), e.innerText])')
     page.close()
     assert any('callback.html' in h and 'SparsifyCallback' in t for h, t in hits), hits
@@ -202,10 +217,11 @@ WIDE_PAGES = ['index', 'tutorial.imp', 'tutorial.lottery', 'tutorial.analysis', 
 @pytest.mark.parametrize('width', [1280, 390])
 def test_nothing_scrolls_the_page_sideways_and_printed_lines_wrap(site, base, browser, width):
     "At a laptop's 1280 px and a phone's 390 px: the page never scrolls sideways, and no printed output is cut at its edge"
+    missing = [n for n in WIDE_PAGES if not (site/f'{n}.html').exists()]
+    assert not missing, f'pages this test measures are not on the site: {missing} (renamed? update WIDE_PAGES)'
     bad = []
     for name in WIDE_PAGES:
-        if not (site/f'{name}.html').exists(): continue
-        page = browser.new_page(viewport={'width': width, 'height': 900})
+        page = _new_page(browser, width)
         page.goto(base + f'{name}.html', wait_until='networkidle')
         over = page.evaluate('document.documentElement.scrollWidth - window.innerWidth')
         cut = page.evaluate("[...document.querySelectorAll('.cell-output > pre, .cell-output-stdout > pre')].filter(p => p.scrollWidth > p.clientWidth + 1).length")
@@ -215,7 +231,7 @@ def test_nothing_scrolls_the_page_sideways_and_printed_lines_wrap(site, base, br
 
 def test_code_fits_at_1280_px(site, base, browser):
     "At 1280 px no code block of any page (cells, fenced blocks and API signatures, not printed outputs) scrolls sideways"
-    page = browser.new_page(viewport={'width': 1280, 'height': 900})
+    page = _new_page(browser)
     bad, n = [], 0
     for f in sorted(site.glob('*.html')):
         page.goto(base + f.name)

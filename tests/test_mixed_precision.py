@@ -32,9 +32,18 @@ def run(mode, device=None, sched=iterative):
     with learn.no_bar(), learn.no_logging(): learn.fit(3, 1e-2, cbs=[cb, chk, *extra])
     return learn, cb, chk, init, extra
 
+@pytest.fixture(scope='module')
+def cpu_runs():
+    "Each CPU mode's fit, made once: the checks of a mode and the fp16-against-fp32 comparison read the same fit"
+    done = {}
+    def get(mode):
+        if mode not in done: done[mode] = run(mode)
+        return done[mode]
+    return get
+
 @pytest.mark.parametrize('mode', ['fp32', 'fp16', 'bf16', 'cpu_bf16'])
-def test_mixed_precision_cpu(mode):
-    learn, cb, chk, init, extra = run(mode)
+def test_mixed_precision_cpu(cpu_runs, mode):
+    learn, cb, chk, init, extra = cpu_runs(mode)
     if extra: assert extra[0].seen_dtype == torch.bfloat16, 'the forward did not run in bf16'
     assert chk.steps == 18 and chk.resets == 3
     assert abs(cb.sparsifier.pruned_pct - 60) < 0.2
@@ -43,9 +52,9 @@ def test_mixed_precision_cpu(mode):
     assert torch.equal(m.weight.detach()[m.lth_mask], init['0.weight'][m.lth_mask])   # the ticket is the init, exactly
     assert torch.equal(learn.model[1].running_mean, init['1.running_mean'])
 
-def test_fp16_on_cpu_finds_the_fp32_ticket():
+def test_fp16_on_cpu_finds_the_fp32_ticket(cpu_runs):
     "On a CPU fastai's MixedPrecision changes nothing, so the masks must be those of a float32 run"
-    a, b = run('fp32')[0], run('fp16')[0]
+    a, b = cpu_runs('fp32')[0], cpu_runs('fp16')[0]
     for n, m in get_masks(a.model).items(): assert torch.equal(m, get_masks(b.model)[n])
 
 @cuda
