@@ -62,7 +62,7 @@ class Lease:
     def _stale(self, held, st)->bool:
         "Whether the lease in the file is dead: its process gone on this host, or not refreshed for `ttl` seconds"
         if held.get('host') == socket.gethostname() and 'pid' in held and not _alive(held['pid']): return True
-        return time.time() - st.st_mtime > self.ttl
+        return time.time() - st.st_mtime > max(self.ttl, float(held.get('ttl', 0) or 0))   # the holder's lease time, if longer
 
     def __enter__(self): return self if self.held else self.acquire()
     def __exit__(self, *a): self.release()

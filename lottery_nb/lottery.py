@@ -9,6 +9,7 @@ from __future__ import annotations
 import pickle, signal, threading, time, uuid, warnings
 from collections import Counter
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait, FIRST_COMPLETED
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -148,8 +149,8 @@ _SHIPPED = {}   # token -> learn_fn: what this process holds of a caller's learn
 class _Missing(Exception):
     "A worker that does not hold the learner function of this token yet: send it once"
 
-def _in_worker(threads, ref, fn, *args):
-    "Run `fn(learn_fn, *args)` in an executor's worker, with `threads` torch threads; `ref` is `(token, pickled learn_fn or None)`"
+def _in_worker(threads, ref, attempt, fn, *args):
+    "Run `fn(learn_fn, *args)` in a worker, with `threads` torch threads; `ref` is `(token, pickled learn_fn or None)`; `attempt` counts tries"
     token, payload = ref
     learn_fn = _SHIPPED.get(token)
     if learn_fn is None:
@@ -178,24 +179,34 @@ class _Tasks:
             if _is_dask(self.ex): import cloudpickle; self.payload = cloudpickle.dumps(self.learn_fn)
             else: self.payload = pickle.dumps(self.learn_fn)
         return self.payload
-    def submit(self, fn, *args, ship=False):
+    def submit(self, fn, *args, ship=False, attempt=0):
         self.sent += 1
         if self.inline: return self.ex.submit(fn, self.learn_fn, *args)
         if _is_dask(self.ex) and self.scattered is None:   # Dask sends it to each worker once, and hands the task its copy
             client = getattr(self.ex, '_client', self.ex)
             self.scattered = client.scatter(self._payload(), broadcast=True, hash=False)
         ref = (self.token, self.scattered if self.scattered is not None else self._payload() if ship or not self.lazy else None)
-        return self.ex.submit(_in_worker, self.threads, ref, fn, *_pack(args))
+        return self.ex.submit(_in_worker, self.threads, ref, attempt, fn, *_pack(args))   # a try is a new task, even to Dask
     def result(self, f): return f.result() if self.inline else _unpack(f.result())
     def stop(self, pending, hard):
         "Cancel the tasks not started; kill (Ctrl-C, SIGTERM) or wait for (a failed task) the running ones"
+        if _is_dask(self.ex):   # the tasks not started go; a running one cannot be ended, and its future reads 'cancelled':
+            for f in pending: f.cancel()   # wait until the workers run none of ours, so nothing writes once the seeds go back
+            client, end = getattr(self.ex, '_client', self.ex), time.monotonic() + 600
+            running = lambda: any(str(k).startswith('_in_worker') for ks in client.processing().values() for k in ks)
+            while time.monotonic() < end and running(): time.sleep(0.2)
+            return
         for f in pending: f.cancel()
         if hard:   # a process pool's workers can be ended; a Dask task that runs cannot be, and its row is written whole
             for p in list((getattr(self.ex, '_processes', None) or {}).values()): p.kill()
             if hasattr(self.ex, 'shutdown'): self.ex.shutdown(wait=True, cancel_futures=True)
             return
+        try: self._wait(pending)
+        except BaseException:   # Ctrl-C or SIGTERM while waiting: end them now
+            self.stop(pending, hard=True); raise
+    def _wait(self, pending):
         left = [f for f in pending if not f.done()]
-        if left: warnings.warn(f"waiting for {len(left)} running task(s) to end before giving back the seeds", stacklevel=3)
+        if left: warnings.warn(f"waiting for {len(left)} running task(s) to end before giving back the seeds", stacklevel=4)
         while any(not f.done() for f in left): time.sleep(0.2)
 
 def _first_done(pending):
@@ -227,7 +238,8 @@ def _run(learn_fn, cfg, seeds, folder, executor, tick, tasks=None):
     "Every missing arm of every round of `seeds`, as tasks on `executor`, each submitted once its ticket is known; the rows"
     tasks = tasks or _Tasks(executor, learn_fn, cfg.threads)
     rows, pending, tries = {}, [], Counter()
-    def submit(key, fn, *args, ship=False): pending.append((tasks.submit(fn, cfg, *args, folder, ship=ship), key, (fn, args)))
+    def submit(key, fn, *args, ship=False):
+        pending.append((tasks.submit(fn, cfg, *args, folder, ship=ship, attempt=tries[key]), key, (fn, args)))
     has = lambda s, r, a: folder is not None and folder.has_row(s, r, a)
     def advance(s, r, t):   # round r onward, from round r's ticket t (None: from the folder), up to the first ticket to train
         for r in range(r, cfg.rounds + 1):
@@ -251,7 +263,11 @@ def _run(learn_fn, cfg, seeds, folder, executor, tick, tasks=None):
                 if tries[s, r, a] > cfg.retries:
                     raise TaskFailed(msg + (f"; see {str(folder.failures_file)!r}" if folder is not None else '')) from e
                 warnings.warn(f"{msg}; trying again", stacklevel=2)
-                submit((s, r, a), task[0], *task[1]); continue
+                try: submit((s, r, a), task[0], *task[1])
+                except BrokenProcessPool as b:   # a worker was killed (out of memory?): the pool takes no more tasks
+                    raise TaskFailed(f"{msg}; the process pool broke ({b}), so it cannot be tried again in this run: run the "
+                                     f"same call again (the folder keeps what is done), with fewer jobs if memory ran out") from e
+                continue
             row, nxt = res if a == 'ticket' else (res, None)
             rows[s, r, a] = row
             tick(f"seed {s} round {r} ({row['pct_remaining']:.1f}% left) {a}: acc {row['final_acc']:.3f}")
@@ -413,9 +429,12 @@ def find_ticket(
             rows = _run(learn_fn, cfg, seeds, folder, executor, tick, tasks)
         except BaseException:   # every task has ended (or been ended) here: nothing writes into the folder any more
             if folder is not None:
-                if fresh and not tasks.sent: stack.close(); folder.undo_new(existed)   # a run refused before any fit leaves no folder
-                elif folder.has_work(): folder.write_summary()   # what is finished, even after Ctrl-C or SIGTERM
+                try:
+                    if fresh and not tasks.sent: stack.close(); folder.undo_new(existed)   # a run refused before any fit leaves no folder
+                    elif folder.has_work(): folder.write_summary()   # what is finished, even after Ctrl-C or SIGTERM
+                except Exception as e: warnings.warn(f"the summary was not rewritten ({e}): `lottery_nb summarize` redraws it", stacklevel=2)
             raise
+        finally: _SHIPPED.pop(tasks.token, None)   # the caller's data are not kept once the run ends
         tick.close()
         if folder is not None:
             folder.write_summary()

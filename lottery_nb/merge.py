@@ -66,9 +66,14 @@ def merge_runs(
         (stage/SETTINGS).write_text(json.dumps(base, indent=1, sort_keys=True))
         skipped = sum(_copy_seed(Path(r.path)/f'seed{s}', stage/f'seed{s}') for r in runs for s in r.seeds())
         if skipped: warnings.warn(f"left out {skipped} symbolic link(s): a merge copies the files the folders hold, nothing from outside them", stacklevel=2)
-        if out.exists():   # each seed arrives whole; none of them is in `out` (checked above)
-            for d in sorted(stage.glob('seed*')): os.rename(d, out/d.name)
-        else:
+        if (out/SETTINGS).exists():   # each seed arrives whole; none of them is in `out` (checked above)
+            moved = []
+            try:
+                for d in sorted(stage.glob('seed*')): os.rename(d, out/d.name); moved.append(d.name)
+            except BaseException:   # a job made one of them meanwhile, or Ctrl-C: the seeds moved go back, `out` is as it was
+                for n in moved: os.rename(out/n, stage/n)
+                raise
+        else:   # a new `out`, or an empty folder: the whole folder at once
             RunFolder(stage).write_summary()
             try: os.rename(stage, out)   # the whole folder at once
             except OSError: raise RunFolderError(f"--out {str(out)!r} was made by another job during the merge: merge again") from None

@@ -83,7 +83,7 @@ def canonical(
         return _name(x, what)
     cls = _name(type(x), what)   # an object (a loss, a callback): its class and its own settings
     if depth <= 0: return cls
-    kw = {k: canonical(v, what, depth - 1) for k, v in sorted(vars(x).items())
+    kw = {k: canonical(v, what, depth - 1) for k, v in sorted(getattr(x, '__dict__', {}).items())
           if not k.startswith('_') and k != 'training' and _plain(v)}
     if isinstance(x, torch.nn.Module): kw.update({k: canonical(b) for k, b in x.named_buffers(recurse=False) if b is not None})   # a loss's class weights
     return f"{cls}({', '.join(f'{k}={v!r}' for k, v in kw.items())})"
@@ -192,7 +192,8 @@ class RunFolder:
         with open(self.failures_file, 'a') as f: f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {socket.gethostname()} pid {os.getpid()}: {line}\n")
     def write_summary(self):
         "Rewrite `results.csv` from every row in the folder, one writer at a time"
-        with Lease(Path(self.path)/'.results.lock', f"the summary of {str(self.path)!r}").acquire(wait=60):
+        if not self.row_files() and (Path(self.path)/RESULTS).exists(): return   # a summary kept without its seeds (runs/)
+        with Lease(Path(self.path)/'.results.lock', f"the summary of {str(self.path)!r}").acquire(wait=150):   # past a dead lease
             with atomic_path(Path(self.path)/RESULTS) as tmp: self.rows().to_csv(tmp, index=False)
     def undo_new(self, existed:bool):
         "Remove a folder this run made and that holds no work yet (nobody else holds a seed in it): the folder as it was"
