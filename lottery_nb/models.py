@@ -50,7 +50,7 @@ def mlp(n_in:int|tuple, # Input features, or the shape of one sample (the input 
 
 def lenet300(n_in:int|tuple=784, # Input features, or the shape of one sample (MNIST: 784, or (1, 28, 28))
              n_out:int=10, # Classes
-             init:str='torch', # Initial weights, a name in `INITS` (the paper's: 'glorot')
+             init='torch', # Initial weights, a name in `INITS` (the paper's: 'glorot')
             )->nn.Sequential:
     "Frankle & Carbin's LeNet-300-100: fully connected, 300 and 100 hidden units, ReLU"
     return mlp(n_in, (300, 100), n_out, init)
@@ -142,7 +142,7 @@ class _Block(nn.Module):
 
 def resnet20(n_in:tuple=(3, 32, 32), # Shape of one image (any size; the channels are read from it)
              n_out:int=10, # Classes
-             init:str='torch', # Initial weights, a name in `INITS` (open_lth's: 'kaiming')
+             init='torch', # Initial weights, a name in `INITS` (open_lth's: 'kaiming')
             )->nn.Sequential:
     "He et al.'s ResNet-20 for CIFAR-10: 16-32-64 channels, three blocks a stage"
     c = n_in[0] if not isinstance(n_in, int) else 3
