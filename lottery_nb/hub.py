@@ -240,7 +240,9 @@ def _hub(what):
 def _offline(e, what, instead='load a ticket folder from disk'):
     "A network failure of the Hub client as one line (saying what to do `instead`); other errors as they are"
     names = {c.__name__ for c in type(e).__mro__}
-    if names & {'ConnectError', 'ConnectionError', 'TransportError', 'LocalEntryNotFoundError', 'OfflineModeIsEnabled', 'Timeout', 'TimeoutException'}:
+    try: from huggingface_hub import constants; off = bool(constants.HF_HUB_OFFLINE)   # offline mode: say so, whatever failed
+    except Exception: off = False
+    if off or names & {'ConnectError', 'ConnectionError', 'TransportError', 'LocalEntryNotFoundError', 'OfflineModeIsEnabled', 'Timeout', 'TimeoutException'}:
         return Offline(f"{what} needs the Hugging Face Hub, which cannot be reached from here ({type(e).__name__}); "
                                f"run it where there is a network, or {instead}")
     status = getattr(getattr(e, 'response', None), 'status_code', None)   # newer clients send it without a token: 401

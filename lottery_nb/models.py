@@ -48,7 +48,7 @@ def mlp(n_in:int|tuple, # Input features, or the shape of one sample (the input 
     for a,b in zip(sizes, sizes[1:]): layers += [nn.Linear(a, b), nn.ReLU()]
     return init_weights(nn.Sequential(*layers, nn.Linear(sizes[-1], n_out)), init)
 
-def lenet300(n_in:int|tuple=784, # Input features, or the shape of one sample (MNIST: 784, or (1, 28, 28))
+def lenet300(n_in=784, # Input features, or the shape of one sample (MNIST: 784, or (1, 28, 28))
              n_out:int=10, # Classes
              init='torch', # Initial weights, a name in `INITS` (the paper's: 'glorot')
             )->nn.Sequential:
@@ -140,7 +140,7 @@ class _Block(nn.Module):
         out = torch.relu(self.bn1(self.conv1(x)))
         return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
-def resnet20(n_in:tuple=(3, 32, 32), # Shape of one image (any size; the channels are read from it)
+def resnet20(n_in=(3, 32, 32), # Shape of one image (any size; the channels are read from it)
              n_out:int=10, # Classes
              init='torch', # Initial weights, a name in `INITS` (open_lth's: 'kaiming')
             )->nn.Sequential:
