@@ -143,7 +143,7 @@ class _Block(nn.Module):
 def resnet20(n_in=(3, 32, 32), # Shape of one image (any size; the channels are read from it)
              n_out:int=10, # Classes
              init='torch', # Initial weights, a name in `INITS` (open_lth's: 'kaiming')
-            )->nn.Sequential:
+            ):
     "He et al.'s ResNet-20 for CIFAR-10: 16-32-64 channels, three blocks a stage"
     c = n_in[0] if not isinstance(n_in, int) else 3
     layers, c_in = [nn.Conv2d(c, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()], 16
