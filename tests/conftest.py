@@ -26,17 +26,17 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     "The notebooks in a fresh environment run last: their environment is made meanwhile (`start_fresh_env`)"
-    items.sort(key=lambda i: 'fresh_kernel' in getattr(i, 'fixturenames', ()))   # stable: the others keep their order
+    items.sort(key=lambda i: 'fresh_env' in getattr(i, 'fixturenames', ()))   # stable: the others keep their order
 
 @pytest.fixture(scope='session', autouse=True)
 def start_fresh_env(request, tmp_path_factory):
     """When a selected test runs the notebooks in a fresh environment, start making that environment (minutes of pip) in
     a thread at the session's first test, so the install overlaps the other tests; the tests' own fixture waits for it,
     and reports its failure"""
-    if not any('fresh_kernel' in getattr(i, 'fixturenames', ()) and not i.get_closest_marker('skip') for i in request.session.items): return
+    if not any('fresh_env' in getattr(i, 'fixturenames', ()) and not i.get_closest_marker('skip') for i in request.session.items): return
     import test_notebooks_fresh_env as fresh
     tmp_path_factory.getbasetemp()   # made here, before the thread asks for it
     def make():
         try: fresh.shared_env(tmp_path_factory)
-        except BaseException: pass   # kept by shared_env for the fixture `fresh_kernel`, which fails with it
+        except BaseException: pass   # kept by shared_env for the fixture `fresh_env`, which fails with it
     threading.Thread(target=make, daemon=True, name='fresh environment').start()

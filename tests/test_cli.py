@@ -10,6 +10,16 @@ TINY = ['--rounds', '2', '--epochs', '1', '--seeds', '1', '--no-progress']
 
 def run(*args, **kw): return subprocess.run(EXE + list(args), capture_output=True, text=True, timeout=300, **kw)
 
+def refused(capfd, *args):
+    """`main(args)` in this process, for a command refused before it reads any data (no interpreter to start: a few ms
+    instead of seconds): (exit status, what reached stderr, at the file descriptor). `test_a_bad_option_from_the_console_script`
+    checks the same through the console script."""
+    from lottery_nb.cli import main
+    capfd.readouterr()
+    try: code = main(list(args))
+    except SystemExit as e: code = e.code   # argparse's own errors exit, as they do from the console script
+    return code, capfd.readouterr().err
+
 def test_console_script_installed(monkeypatch):
     "`lottery_nb --help` is what the CLI page prints with `get_parser().print_help()`, at the same width"
     import shutil
@@ -34,7 +44,7 @@ def test_tiny_run_writes_everything(tmp_path):
 
 def test_settings_changed_is_one_line_before_training(tmp_path):
     assert run(*TINY, '--out', str(tmp_path)).returncode == 0
-    r = run(*TINY, '--epochs', '2', '--lr', '0.1', '--out', str(tmp_path))
+    r = run(*TINY, '--epochs', '2', '--lr', '0.1', '--out', str(tmp_path))   # a process of its own: it builds the data first
     assert r.returncode == 2 and 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert 'epochs: 1 in the folder, 2 now; lr: 0.003 in the folder, 0.1 now' in r.stderr
 
@@ -59,18 +69,18 @@ def test_jobs_2_gives_the_rows_of_one_job_and_folders_merge(tmp_path):
                                        (['--rewind', '2 epochs'], "'500it'"), (['--controls', 'shuffle'], 'unknown control'),
                                        (['--prune-pct', '0'], 'prune-pct'), (['--epochs', '-1'], 'must be > 0'),
                                        (['--seeds', 'first'], "'first' is not a seed"), (['--jobs', '0'], 'must be > 0')])
-def test_bad_options_one_line(tmp_path, args, msg):
-    r = run(*args, '--out', str(tmp_path))
-    assert r.returncode == 2
-    assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert msg in r.stderr
+def test_bad_options_one_line(tmp_path, capfd, args, msg):
+    code, err = refused(capfd, *args, '--out', str(tmp_path))
+    assert code == 2
+    assert 'Traceback' not in err and len(err.strip().splitlines()) == 1, err
+    assert msg in err
 
 def test_ctrl_c_keeps_finished_rounds_and_resumes(tmp_path):
     # A shell that runs the tests in the background leaves SIGINT ignored, and a child would inherit that: give the
-    # command the default disposition, so Python turns the signal into KeyboardInterrupt as it does in a terminal.
-    p = subprocess.Popen(EXE + ['--rounds', '6', '--epochs', '2', '--seeds', '1', '--no-progress', '--out', str(tmp_path)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # command Python's own handler, which turns the signal into KeyboardInterrupt as it does in a terminal.
+    exe = [EXE[0], '-c', 'import signal; signal.signal(signal.SIGINT, signal.default_int_handler); ' + EXE[2]]
+    p = subprocess.Popen(exe + ['--rounds', '6', '--epochs', '2', '--seeds', '1', '--no-progress', '--out', str(tmp_path)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     csv = tmp_path/'results.csv'
     end = time.monotonic() + 900   # a deadline that holds on a machine three times slower than the slowest seen
     while time.monotonic() < end and p.poll() is None and len(list(tmp_path.glob('seed*/round*/*.json'))) < 4: time.sleep(0.2)
@@ -122,15 +132,20 @@ def test_image_folder_dataset(tmp_path):
 @pytest.mark.parametrize('name', ['mnist', 'cifar10', 'imagenette'])
 def test_download_offline_is_one_line(tmp_path, name):
     env = {**os.environ, 'https_proxy': 'http://127.0.0.1:9', 'HTTPS_PROXY': 'http://127.0.0.1:9', 'FASTAI_HOME': str(tmp_path)}
-    r = run('--dataset', name, '--out', str(tmp_path/'o'), env=env)
+    r = run('--dataset', name, '--out', str(tmp_path/'o'), env=env)   # a process of its own: the proxy is read at start
     assert r.returncode == 2 and 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert 'needs the internet' in r.stderr and "'mnist1d', 'digits'" in r.stderr
 
-def test_cuda_asked_without_a_gpu(tmp_path):
+def test_a_bad_option_from_the_console_script_is_one_line(tmp_path):
+    r = subprocess.run(['lottery_nb', '--rounds', 'x', '--out', str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "'x' is not a count" in r.stderr and not (tmp_path/'settings.json').exists()
+
+def test_cuda_asked_without_a_gpu(tmp_path, capfd):
     import torch
     if torch.cuda.is_available(): pytest.skip('this machine has a GPU')
-    r = run('--device', 'cuda', '--out', str(tmp_path))
-    assert r.returncode == 2 and 'sees no GPU' in r.stderr
+    code, err = refused(capfd, '--device', 'cuda', '--out', str(tmp_path))
+    assert code == 2 and 'sees no GPU' in err
 
 def test_the_defaults_table_is_what_the_command_passes(monkeypatch, tmp_path):
     "The CLI page's table of `find_ticket`'s defaults beside the command's: each value is what `lottery_nb` passes"

@@ -1,12 +1,15 @@
-"""Every notebook runs top to bottom in a fresh Jupyter kernel, in a fresh virtual environment that has only the
-package, its declared dependencies and ipykernel: the closest we get to Colab here. The notebooks run from a copy
-of nbs/ with nothing else beside them, so a missing dependency or a hidden reliance on repository files fails.
+"""Pages a reader can copy: every page's shown cells (hidden, exported, output-only and Colab-only cells left out,
+`tools/docs.py`'s `shown`) run in order in a fresh Jupyter kernel, in a fresh virtual environment that has only the
+package, its declared dependencies and ipykernel: the closest we get to Colab here. Each page runs in a folder of its own
+holding that page alone, so a name defined only in a hidden cell, a missing dependency or a reliance on
+repository files fails. (nbdev-test runs every cell, hidden tests included, in the dev environment.)
 
 That environment also holds the **lowest** version of every dependency that pyproject.toml allows (fastai's own floor
-for fastcore, 1.8): the floors are tested by running every notebook on them. torch and torchvision are the exception:
+for fastcore, 1.8): the floors are tested by running every page's shown cells on them (the hidden tests run
+in the dev environment, under nbdev-test). torch and torchvision are the exception:
 this machine installs one pair only (2.14.1 and 0.29.1, from local disk), so they are the newest, not the floor; the
 torch floor was checked once by hand (see bench/floors.md)."""
-import json, os, shutil, subprocess, sys, time
+import json, os, re, shutil, subprocess, sys, time
 from pathlib import Path
 import pytest
 
@@ -32,6 +35,44 @@ def lowest_versions():
         elif floor: pins.append(f'{r.name}=={floor}' if r.name != 'mnist1d' else 'mnist1d==0.0.2.post1')   # 0.0.2 exists only as .post1
     return pins + ['fastcore==1.8.0']   # fastai 2.8.7 allows fastcore >= 1.8.0
 
+def _torch_closure():
+    "The installed distributions torch and torchvision need, that are the pair or CUDA wheels: what `_link_torch` links"
+    import importlib.metadata as md
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name as canon
+    dists = {canon(d.metadata['Name']): d for d in md.distributions() if d.metadata['Name']}
+    heavy = lambda n: n in ('torch', 'torchvision', 'triton') or n.startswith(('nvidia-', 'cuda-'))
+    todo, seen = ['torch', 'torchvision'], set()
+    while todo:
+        n = todo.pop()
+        if n in seen or n not in dists: continue
+        seen.add(n)
+        for r in map(Requirement, dists[n].requires or []):
+            if heavy(canon(r.name)) and (r.marker is None or r.marker.evaluate({'extra': ''})): todo.append(canon(r.name))
+    return [dists[n] for n in sorted(seen)]
+
+def _link_torch(venv):
+    """torch, torchvision and the CUDA wheels torch requires (about 5 GB unpacked here) put into `venv` as hard links to
+    this environment's files (copies across filesystems, said in a line): they are the one pair on this disk, the same
+    versions pip would unpack again, and pip then finds them installed. The rest is installed by pip, at the floors."""
+    import sysconfig
+    dest = Path(subprocess.run([str(venv/'bin'/'python'), '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
+                               capture_output=True, text=True, check=True, timeout=300).stdout.strip())
+    copied = 0
+    for d in _torch_closure():
+        base = Path(d.locate_file(''))   # the folder its RECORD's paths are relative to
+        assert d.files, f"{d.metadata['Name']} has no RECORD of its files here, so it cannot be linked into the fresh environment"
+        for f in d.files:
+            src = base/f
+            if f.parts[0] == '..' or not src.is_file(): continue   # console scripts (bin/) name this environment's python
+            to = dest/f; to.parent.mkdir(parents=True, exist_ok=True)
+            if to.exists(): continue
+            try: os.link(src, to)
+            except OSError: shutil.copy2(src, to); copied += 1
+    if copied: print(f'fresh venv: {copied} files of torch copied, not linked (another filesystem)')
+    names = {p.name.split('-')[0].lower() for p in dest.glob('*.dist-info')}
+    assert {'torch', 'torchvision'} <= names, f'torch and torchvision were not linked into {dest}: found {sorted(names)}'
+
 def _install(tmp):
     "A virtual environment in `tmp`/venv with the package at its floors and ipykernel, registered as the kernel `lnbfresh`"
     src = tmp/'src'; src.mkdir()
@@ -41,6 +82,7 @@ def _install(tmp):
     subprocess.run([sys.executable, '-m', 'venv', str(venv)], check=True, timeout=300)
     py = venv/'bin'/'python'
     t0 = time.time()
+    _link_torch(venv)
     floors = tmp/'floors.txt'; floors.write_text('\n'.join(lowest_versions()) + '\n')
     r = subprocess.run([str(py), '-m', 'pip', 'install', '-q', f'{src}[export,cluster,hub]', 'ipykernel', '-c', str(floors)],
                        capture_output=True, text=True, timeout=INSTALL_S)   # the export and many-seeds pages need their extras
@@ -84,34 +126,102 @@ def shared_env(tmp_path_factory):
     return tmp
 
 @pytest.fixture(scope='module')
-def fresh_kernel(tmp_path_factory):
-    "A copy of nbs/ to run in, for this process (a page writes beside itself), and the fresh environment's kernel"
+def fresh_env(tmp_path_factory):
+    "The fresh environment's kernel, with IN_TEST set as nbdev-test sets it (the long tutorials run their smaller settings)"
     env = shared_env(tmp_path_factory)
     mp = pytest.MonkeyPatch(); mp.setenv('JUPYTER_PATH', str(env/'jupyter'))   # undone when the module's tests end
-    mp.setenv('IN_TEST', '1')   # as nbdev-test sets it: the long tutorials run their smaller settings
-    work = tmp_path_factory.mktemp('nbs')
-    for p in (root/'nbs').glob('*.ipynb'): shutil.copy(p, work/p.name)
-    yield work
+    mp.setenv('IN_TEST', '1')
+    yield env
     mp.undo()
 
 NOTEBOOKS = sorted(p.name for p in (root/'nbs').glob('*.ipynb'))
-DEV_ONLY = {'97_showdoc.ipynb': 'it documents the docs renderer, a module for contributors that imports nbdev (dev extra)',
-            '96_developing.ipynb': 'it is for contributors, and reads nbs/_timings.json from the repository',
-            '10_tutorial.lottery.ipynb': 'a long page that nbdev-test runs; it needs nothing the other pages do not',
-            '14_ticket_cost.ipynb': 'a long page that nbdev-test runs; it needs nothing the other pages do not'}
+
+def _shown(path):
+    import nbformat
+    sys.path.insert(0, str(root/'tools'))
+    from docs import shown
+    return shown(nbformat.read(path, as_version=4))
+
+# Pages for contributors, which need the dev extra (nbdev) and a clone of the repository: their shown cells run in a
+# fresh kernel of the environment running the tests, in the repository's nbs/, which they must leave as it was
+DEV = {'97_showdoc.ipynb': 'it documents the docs renderer, a module for contributors that imports nbdev (dev extra)'}
+SHOWN = [n for n in NOTEBOOKS if _shown(root/'nbs'/n).cells]   # 96_developing shows no code: nothing to run
+
+def test_every_page_but_one_shows_code():
+    "A page whose every cell is hidden would pass the copy test by running nothing: the only one is the contributors' guide"
+    assert sorted(set(NOTEBOOKS) - set(SHOWN)) == ['96_developing.ipynb']
+
+def _run(nb, kernel, path):
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    assert nb.cells, 'no shown cell to run'
+    try: NotebookClient(nb, kernel_name=kernel, timeout=CELL_S, startup_timeout=300,   # a cell, a kernel's start
+                        resources={'metadata': {'path': str(path)}}).execute()
+    except CellExecutionError as e:
+        pytest.fail(f'a shown cell failed when run with the hidden cells left out:\n{str(e)[-3000:]}', pytrace=False)
 
 @pytest.mark.slow
-@pytest.mark.parametrize('name', [pytest.param(n, marks=pytest.mark.skip(reason=f'{n} needs the dev extra: {DEV_ONLY[n]}'))
-                                  if n in DEV_ONLY else n for n in NOTEBOOKS])   # skipped before the environment is made
-def test_notebook_runs_in_fresh_env(fresh_kernel, name):
+@pytest.mark.parametrize('name', [n for n in SHOWN if n not in DEV])
+def test_page_runs_alone_in_fresh_env(fresh_env, name, tmp_path):
+    """The page's shown cells, in order, hidden cells left out, in a fresh kernel of the fresh environment at the floors,
+    in a folder holding that page alone: it makes its own data and paths"""
+    shutil.copy(root/'nbs'/name, tmp_path/name)
+    _run(_shown(tmp_path/name), 'lnbfresh', tmp_path)
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', sorted(DEV))
+def test_contributor_page_runs_alone(name, monkeypatch, tmp_path):
+    "A contributor's page: its shown cells alone, in a fresh kernel of this environment, in the repository's nbs/, left as it was"
+    kdir = tmp_path/'kernels'/'lnbdev'; kdir.mkdir(parents=True)   # this very Python, whatever `python3` names elsewhere
+    (kdir/'kernel.json').write_text(json.dumps(dict(argv=[sys.executable, '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
+                                                    display_name='lottery_nb dev', language='python')))
+    monkeypatch.setenv('JUPYTER_PATH', str(tmp_path)); monkeypatch.setenv('IN_TEST', '1')
+    listing = lambda: sorted((str(p), p.stat().st_mtime) for p in (root/'nbs').rglob('*'))
+    before = listing()
+    _run(_shown(root/'nbs'/name), 'lnbdev', root/'nbs')
+    assert listing() == before, 'the page wrote in the repository'
+
+def _names(code):
+    "Every name a cell's code uses, binds, imports or passes as a keyword, magics and shell lines turned into Python first"
+    import ast
+    from IPython.core.inputtransformer2 import TransformerManager
+    tree = ast.parse(TransformerManager().transform_cell(code))
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name): yield n.id
+        elif isinstance(n, ast.Attribute): yield n.attr
+        elif isinstance(n, ast.alias): yield from (n.name.split('.') + [n.asname or ''])
+        elif isinstance(n, ast.keyword) and n.arg: yield n.arg
+        elif isinstance(n, (ast.FunctionDef, ast.ClassDef)): yield n.name
+        elif isinstance(n, ast.ImportFrom) and n.module: yield from n.module.split('.')
+
+def _private(name): return name.startswith('_') and name != '_' and not re.fullmatch(r'__\w+__|_repr_\w+_', name)
+
+def test_private_names_are_found():
+    found = lambda code: sorted({n for n in _names(code) if _private(n)})
+    assert found('from m import _f as f\nf(_x=1)\nx._y\n_z = 2\nimport a._b\n!ls _dir') == ['_b', '_f', '_x', '_y', '_z']
+    assert found('%%time\nobj.__len__(); t._repr_html_(); _ = 1') == []
+
+def test_shown_code_uses_no_private_name():
+    "A reader copies what a page shows: it names nothing private (hidden cells may, to test the internals)"
+    found = []
+    for name in NOTEBOOKS:
+        for c in _shown(root/'nbs'/name).cells:
+            bad = sorted({n for n in _names(c.source) if _private(n)})
+            if bad: found.append(f"{name} cell {c.get('id')}: {', '.join(bad)}")
+    assert not found, 'shown code names private things:\n' + '\n'.join(found)
+
+def test_shown_leaves_out_what_a_reader_does_not_see():
+    "The filter the page test runs through: hidden, exported, output-only and Colab-only cells and markdown go; the rest stay in order"
     import nbformat
-    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell as code, new_markdown_cell as md, new_notebook
     sys.path.insert(0, str(root/'tools'))
-    from docs import skip_eval_false   # Colab-only cells (`#| eval: false`) are skipped, as nbdev skips them
-    nb = skip_eval_false(nbformat.read(fresh_kernel/name, as_version=4))
-    for c in nb.cells:
-        if c.cell_type == 'code': c.outputs = []
-    NotebookClient(nb, kernel_name='lnbfresh', timeout=CELL_S, startup_timeout=300,   # a cell, a kernel's start
-                   resources={'metadata': {'path': str(fresh_kernel)}}).execute()
-    errors = [o for c in nb.cells if c.cell_type == 'code' for o in c.outputs if o.output_type == 'error']
-    assert not errors
+    from docs import shown
+    cells = [code('#| default_exp x'), md('# x'), code('#| hide\nimport os'), code('# | hide\nimport os'), code('  #|hide\nimport os'),
+             code('#| export\ndef f(): pass'), code('#|exporti\ndef _g(): pass'), code('#| exports\ndef h(): pass'),
+             code('a = 1'), code('#| echo: false\nshow_doc(f)'), code('show_doc(f)'), code('#| eval: False\nuntar_data(URL)'),
+             code('#| include: false # a note\nb = 2'), code('#| code-fold: true\nc = 3'), code('hide = 4  # not a directive'),
+             code('x = 1\n#| hide'), code('#| hide: false\ny = 1'), code('z = 1\nsecret = 2 #| hide_line'),
+             code('p = 1', metadata={'nbdev': {'hide': 'true'}})]
+    test = [c.source for c in shown(new_notebook(cells=cells)).cells]
+    assert test == ['#| exports\ndef h(): pass', 'a = 1', '#| code-fold: true\nc = 3', 'hide = 4  # not a directive',
+                    'x = 1\n#| hide', '#| hide: false\ny = 1', 'z = 1'], test

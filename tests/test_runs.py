@@ -216,7 +216,10 @@ def test_ctrl_c_with_jobs_leaves_no_lock_and_no_worker_writing(tmp_path, referen
     out = tmp_path/'run'
     cmd = [sys.executable, '-c', 'import sys; from lottery_nb.cli import main; sys.exit(main())', '--dataset', 'mnist1d',
            '--seeds', '0', '1', '--rounds', '2', '--epochs', '1', '--jobs', '2', '--no-progress', '--out', str(out)]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    # a shell that runs the tests in the background leaves SIGINT ignored, which a child inherits: the command turns it
+    # into KeyboardInterrupt itself, as Python does in a terminal
+    ctrl_c = [cmd[0], '-c', 'import signal; signal.signal(signal.SIGINT, signal.default_int_handler); ' + cmd[2], *cmd[3:]]
+    p = subprocess.Popen(ctrl_c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'})
     end = time.monotonic() + 600
     while not list(out.glob('seed*/round*/*.json')) and p.poll() is None and time.monotonic() < end: time.sleep(0.05)
     assert p.poll() is None, f"the run ended (or never wrote a row in 600 s) before Ctrl-C: {p.stderr.read()[-2000:]}"

@@ -8,7 +8,7 @@ python tools/docs.py --out DIR    # render into DIR instead of docs/
 Rendering is nbdev's own processing (`nbdev-proc-nbs`: show_doc API reference, doc links, hidden cells), then
 `smalldocs render`, which reads the same nbs/_quarto.yml that Quarto would. Pages are named as nbdev names them
 (`core.html`, not `00_core.html`), so nbdev's links resolve."""
-import argparse, hashlib, json, re, shutil, subprocess, sys, time
+import argparse, copy, hashlib, json, re, shutil, subprocess, sys, time
 from pathlib import Path
 
 root = Path(__file__).resolve().parent.parent
@@ -35,6 +35,30 @@ def skip_eval_false(nb):
         if c.cell_type == 'code' and re.search(r'^#\|\s*eval:\s*false\s*$', c.source, re.M):
             c.metadata.setdefault('tags', [])
             if 'skip-execution' not in c.metadata['tags']: c.metadata['tags'].append('skip-execution')
+    return nb
+
+def _off(v): return str(v).split('#')[0].strip().lower() == 'false'
+
+def shown(nb):
+    """The code a reader of the page sees and can copy, as a notebook of its own: every code cell except the hidden
+    ones (`#| hide`), the exported ones (the page shows their API, not their source; `#| exports` is shown), the
+    output-only ones (`#| echo: false`, `#| include: false`, `show_doc` calls) and the Colab-only ones
+    (`#| eval: false`); lines marked `#| hide_line` dropped. Directives are read as nbdev reads them (fastcore's
+    `NbCell.directives`: leading comment lines in any spacing, or the cell's `nbdev` metadata)."""
+    from fastcore.nbio import dict2nb
+    nb = copy.deepcopy(nb); keep = []
+    for c in nb.cells:
+        if c.cell_type != 'code': continue
+        d = dict2nb(dict(cells=[dict(cell_type='code', source=c.source, metadata=dict(c.metadata), outputs=[])],
+                         metadata={}, nbformat=4, nbformat_minor=5)).cells[0].directives
+        if ('hide' in d and not _off(d['hide'])) or d.keys() & {'export', 'exporti', 'default_exp'}: continue
+        if any(_off(d.get(k, '')) for k in ('echo', 'include', 'eval')): continue
+        lines = [l for l in c.source.splitlines() if not re.search(r'#\s*\|\s*hide_line\s*$', l)]
+        body = [l for l in lines if l.strip() and not re.match(r'\s*#\s*\|', l)]
+        if not body or body[0].startswith('show_doc'): continue   # directives alone; nbdev shows a show_doc's output only
+        c.source, c.outputs = '\n'.join(lines), []
+        keep.append(c)
+    nb.cells = keep
     return nb
 
 def _untag(nb):
