@@ -36,9 +36,11 @@ cells = [f"{p.name} {c.get('id')}" for p in sorted(Path('nbs').glob('*.ipynb')) 
 if cells: print(f"nbdev-test: {len(cells)} cells marked `#| eval: false` are not run (Colab-only): {', '.join(cells)}")
 EOF
 echo "nbdev-test: every notebook, $WORKERS at a time"
+START=$SECONDS
 if ! nbdev-test --n-workers "$WORKERS"; then
   echo "nbdev-test failed on the notebooks named above; pytest was not run" >&2
   exit 1
 fi
+echo "nbdev-test: passed in $((SECONDS - START)) s"
 echo "pytest: tests/, $WORKERS at a time"
 exec python -m pytest -q -n "$([ "$WORKERS" -gt 1 ] && echo "$WORKERS" || echo 0)" --dist loadfile tests/ "$@"
