@@ -1,5 +1,5 @@
 "Project checks: README in sync with nbs/index.ipynb, CI running the README's commands, library matching notebooks."
-import re, subprocess, sys
+import os, re, subprocess, sys
 from pathlib import Path
 
 root = Path(__file__).resolve().parent.parent
@@ -141,3 +141,23 @@ def test_code_on_the_pages_fits_at_1280_px():
             elif s.startswith(('#| hide', '#| export')) or '#| echo: false' in s or 'nbdev_export' in s: continue
             long += [f'{p.name}: {l[:60]}... ({len(l)})' for l in s.split('\n') if len(l) > 100]
     assert not long, long
+
+def test_importing_lottery_nb_prints_no_warning_and_leaves_the_users_own(tmp_path):
+    "fastai's import calls torch.jit.script, which torch deprecates: silenced for that import only, not for the user's own calls"
+    code = '''import warnings
+def jit_warnings(w): return sum('torch.jit.script' in str(x.message) for x in w)
+with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter('always', FutureWarning)
+    import lottery_nb.all
+print(jit_warnings(w))
+import torch
+def f(x): return x + 1
+with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter('always', FutureWarning)
+    torch.jit.script(f)
+print(jit_warnings(w))'''
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONWARNINGS'}
+    (tmp_path/'user.py').write_text(code)   # a file: torch.jit.script reads the function's source
+    r = subprocess.run([sys.executable, str(tmp_path/'user.py')], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ['0', '1'], f'torch.jit.script warnings: on import, then on the user\'s own call: {r.stdout.split()}'
