@@ -5,7 +5,7 @@ warnings.filterwarnings('ignore', category=DeprecationWarning)
 
 # Under pytest-xdist (`bash tools/test.sh` runs `-n <cores> --dist loadfile`) a test file's tests stay in one process, so
 # a module's expensive fixture (the docs site, a JupyterLab server, reference runs) is made once. The exception: the
-# notebooks in a fresh environment spread over the processes, one by one, since their environment is made once per
+# pages run in a fresh environment spread over the processes, one by one, since their environment is made once per
 # session across the processes (`shared_env`, under a file lock).
 SPREAD = {'tests/test_notebooks_fresh_env.py'}
 
@@ -25,12 +25,12 @@ def pytest_configure(config):
     if config.pluginmanager.hasplugin('xdist'): config.pluginmanager.register(LoadFileSpread(), 'lottery_nb_loadfile_spread')
 
 def pytest_collection_modifyitems(config, items):
-    "The notebooks in a fresh environment run last: their environment is made meanwhile (`start_fresh_env`)"
+    "The pages run in a fresh environment go last: their environment is made meanwhile (`start_fresh_env`)"
     items.sort(key=lambda i: 'fresh_env' in getattr(i, 'fixturenames', ()))   # stable: the others keep their order
 
 @pytest.fixture(scope='session', autouse=True)
 def start_fresh_env(request, tmp_path_factory):
-    """When a selected test runs the notebooks in a fresh environment, start making that environment (minutes of pip) in
+    """When a selected test runs the pages in a fresh environment, start making that environment (minutes of pip) in
     a thread at the session's first test, so the install overlaps the other tests; the tests' own fixture waits for it,
     and reports its failure"""
     if not any('fresh_env' in getattr(i, 'fixturenames', ()) and not i.get_closest_marker('skip') for i in request.session.items): return

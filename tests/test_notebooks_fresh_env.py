@@ -11,13 +11,15 @@ this machine installs one pair only (2.14.1 and 0.29.1, from local disk), so the
 torch floor was checked once by hand (see bench/floors.md)."""
 import json, os, re, shutil, subprocess, sys, time
 from pathlib import Path
-import pytest
+import nbformat, pytest
 
 root = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(root/'tools'))
+from docs import shown   # the cells a reader sees
 INSTALL_S = 1800   # the install takes about 3 minutes here; deadlines hold on a machine three times slower
 CELL_S = 900       # the slowest cell of a page takes under a minute here (nbs/_timings.json)
-# The notebooks spread over pytest-xdist's processes (tests/conftest.py, SPREAD): they share one environment, made once
-# per session (`shared_env`; tests/conftest.py starts it early), and each process runs them in its own copy of nbs/.
+# The pages spread over pytest-xdist's processes (tests/conftest.py, SPREAD): they share one environment, made once per
+# session (`shared_env`; tests/conftest.py starts it early), and each page runs in a folder of its own.
 
 def lowest_versions():
     "Pins of the lowest versions pyproject.toml allows: each dependency's floor (its `>=`), fastcore at fastai's own floor"
@@ -136,11 +138,7 @@ def fresh_env(tmp_path_factory):
 
 NOTEBOOKS = sorted(p.name for p in (root/'nbs').glob('*.ipynb'))
 
-def _shown(path):
-    import nbformat
-    sys.path.insert(0, str(root/'tools'))
-    from docs import shown
-    return shown(nbformat.read(path, as_version=4))
+def _shown(path): return shown(nbformat.read(path, as_version=4))
 
 # Pages for contributors, which need the dev extra (nbdev) and a clone of the repository: their shown cells run in a
 # fresh kernel of the environment running the tests, in the repository's nbs/, which they must leave as it was
@@ -212,10 +210,7 @@ def test_shown_code_uses_no_private_name():
 
 def test_shown_leaves_out_what_a_reader_does_not_see():
     "The filter the page test runs through: hidden, exported, output-only and Colab-only cells and markdown go; the rest stay in order"
-    import nbformat
     from nbformat.v4 import new_code_cell as code, new_markdown_cell as md, new_notebook
-    sys.path.insert(0, str(root/'tools'))
-    from docs import shown
     cells = [code('#| default_exp x'), md('# x'), code('#| hide\nimport os'), code('# | hide\nimport os'), code('  #|hide\nimport os'),
              code('#| export\ndef f(): pass'), code('#|exporti\ndef _g(): pass'), code('#| exports\ndef h(): pass'),
              code('a = 1'), code('#| echo: false\nshow_doc(f)'), code('show_doc(f)'), code('#| eval: False\nuntar_data(URL)'),

@@ -47,10 +47,10 @@ def shown(nb):
     `NbCell.directives`: leading comment lines in any spacing, or the cell's `nbdev` metadata)."""
     from fastcore.nbio import dict2nb
     nb = copy.deepcopy(nb); keep = []
-    for c in nb.cells:
-        if c.cell_type != 'code': continue
-        d = dict2nb(dict(cells=[dict(cell_type='code', source=c.source, metadata=dict(c.metadata), outputs=[])],
-                         metadata={}, nbformat=4, nbformat_minor=5)).cells[0].directives
+    code = [c for c in nb.cells if c.cell_type == 'code']
+    parsed = dict2nb(dict(cells=[dict(cell_type='code', source=c.source, metadata=dict(c.metadata), outputs=[]) for c in code],
+                          metadata={}, nbformat=4, nbformat_minor=5)).cells
+    for c, d in zip(code, (o.directives for o in parsed)):
         if ('hide' in d and not _off(d['hide'])) or d.keys() & {'export', 'exporti', 'default_exp'}: continue
         if any(_off(d.get(k, '')) for k in ('echo', 'include', 'eval')): continue
         lines = [l for l in c.source.splitlines() if not re.search(r'#\s*\|\s*hide_line\s*$', l)]
