@@ -26,8 +26,8 @@ from .core import BadValue, BadType, Offline, check_number, Registry
 
 # %% auto #0
 __all__ = ['OFFLINE', 'DOWNLOADS', 'DATASETS', 'ClassifDataset', 'TensorDL', 'check_xy', 'tensor_dls', 'hold_out', 'digits',
-           'digits_dls', 'mnist1d', 'mnist1d_dls', 'folder_dls', 'npz_dls', 'Download', 'download_dls', 'mnist_dls',
-           'cifar10_dls', 'imagenette_dls', 'get_dls', 'synth_dls', 'synth_learner']
+           'digits_dls', 'mnist1d', 'mnist1d_dls', 'folder_dls', 'npz_dls', 'head_dls', 'Download', 'download_dls',
+           'mnist_dls', 'cifar10_dls', 'imagenette_dls', 'get_dls', 'synth_dls', 'synth_learner']
 
 # %% ../nbs/05_data.ipynb #c006
 class ClassifDataset:
@@ -334,6 +334,27 @@ def npz_dls(
     unused = f"{', '.join(other)} (npz_dls reads x_ and y_ of train, valid and test)" if other else ''
     if unused: warnings.warn(f"{str(path)!r}: {unused} left unused", stacklevel=2)
     return _splits(dls, 'samples', *sources, 'x_test', unused=unused)
+
+# %% ../nbs/05_data.ipynb #xhead2
+def head_dls(
+    dls:DataLoaders, # Made of tensors: by `tensor_dls`, `digits_dls`, `mnist1d_dls` or `npz_dls`
+    n:int, # Training samples to keep: the first `n`, in the training set's order
+    seed:int=42, # Fixes the order of the shuffled training batches, as in `tensor_dls`
+)->DataLoaders:
+    "`dls` with its first `n` training samples only; validation and test are kept whole"
+    ds = [dl.dataset for dl in dls.loaders]
+    if not all(isinstance(d, ClassifDataset) for d in ds):
+        raise BadType(f"head_dls needs DataLoaders of tensors (tensor_dls, digits_dls, mnist1d_dls, npz_dls), "
+                      f"not of {type(ds[0]).__name__} (an image folder's are read from files: keep fewer files instead)")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(ds[0]):
+        raise BadValue(f"n must be a whole number of training samples from 1 to {len(ds[0]):,}, got {n!r}")
+    (t, v), test = ds[:2], ds[2:]
+    out = tensor_dls(t.x[:n], t.y[:n], v.x, v.y, bs=dls.train.bs, seed=seed, device=dls.device,
+                     x_test=test[0].x if test else None, y_test=test[0].y if test else None)
+    if getattr(dls, 'splits', None):   # where the samples come from, as `dls` said it
+        src, _, count = dls.splits['train'].rpartition(': ')
+        out.splits = {**dls.splits, 'train': f"{src}, its first {n:,}: {n:,} {count.split()[-1]}"}
+    return out
 
 # %% ../nbs/05_data.ipynb #x565b302
 OFFLINE = "'mnist1d', 'digits', an image folder (train/<class>/*, valid/<class>/*) or a .npz file"
