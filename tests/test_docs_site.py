@@ -68,14 +68,15 @@ def _new_page(browser, width=1280):
     page.set_default_timeout(PAGE_S * 1000); page.set_default_navigation_timeout(PAGE_S * 1000)
     return page
 
-def _open(browser, url):
-    "Open `url`; return the page and its console errors (a failed request counts as one: the site must be self-contained)"
-    page = _new_page(browser)
+def _open(browser, url, wait=True, width=1280):
+    """Open `url`; return the page and its console errors (a failed request counts as one: the site must be self-contained).
+    `wait=False` returns once the navigation has started: call `page.wait_for_load_state('networkidle')` before reading"""
+    page = _new_page(browser, width)
     errors = []
     page.on('console', lambda m: errors.append(m.text) if m.type == 'error' else None)
     page.on('pageerror', lambda e: errors.append(f'page error: {e}'))
     page.on('requestfailed', lambda r: errors.append(f'request failed: {r.url}'))
-    page.goto(url, wait_until='networkidle')
+    page.goto(url, wait_until='networkidle' if wait else 'commit')
     return page, errors
 
 def test_site_has_every_page(site):
@@ -88,12 +89,48 @@ def _ids(path):
     "The ids a page's anchors can point at"
     return set(re.findall(r'\bid="([^"]+)"', path.read_text()))
 
-def test_pages_load_links_resolve_images_load(site, base, browser):
+# What each page shows when it is opened once at 1280 px, read for all the tests below that need no interaction: one
+# load a page instead of one a test (the measurements are the same JavaScript the tests ran on pages of their own)
+LINKS_JS = 'els => els.map(e => e.getAttribute("href"))'
+IMGS_JS = 'els => els.map(e => [e.getAttribute("src"), e.naturalWidth, e.naturalHeight])'
+CODE_JS = """[...document.querySelectorAll('div.sourceCode > pre')].filter(p => !p.closest('.cell-output') || p.classList.contains('python'))
+    .map(p => [p.scrollWidth > p.clientWidth + 1, p.innerText.split('\\n').reduce((a, l) => l.length > a.length ? l : a, '')])"""
+OVER_JS = 'document.documentElement.scrollWidth - window.innerWidth'
+CUT_JS = "[...document.querySelectorAll('.cell-output > pre, .cell-output-stdout > pre')].filter(p => p.scrollWidth > p.clientWidth + 1).length"
+ENTRIES_JS = """els => els.filter(e => e.querySelector('h3[id], h4[id]') && e.querySelector('pre'))
+    .map(e => [e.querySelector('h3[id], h4[id]').innerText, [...e.querySelectorAll('a')].filter(a => a.innerText.trim() == 'source').map(a => a.href)])"""
+
+@pytest.fixture(scope='module')
+def opened(site, base, browser):
+    "Every page of the site opened once at 1280 px, a few at a time (their waits overlap): {page: what the tests read from it}"
+    seen, names = {}, _pages(site)
+    for i in range(0, len(names), 6):
+        batch = [(name, *_open(browser, base + name, wait=False)) for name in names[i:i+6]]
+        for name, page, errors in batch: seen[name] = _read(page, errors)
+    return seen
+
+def _read(page, errors):
+    "What the tests read from a page, once its network is idle; the page is closed"
+    try:
+        page.wait_for_load_state('networkidle')
+        return dict(
+            errors=errors, hrefs=page.eval_on_selector_all('a[href]', LINKS_JS),
+            imgs=page.eval_on_selector_all('img', IMGS_JS), code=page.evaluate(CODE_JS),
+            over=page.evaluate(OVER_JS), cut=page.evaluate(CUT_JS), doc_links=_doc_links(page),
+            entries=page.eval_on_selector_all('.cell-output-markdown', ENTRIES_JS),
+            text=page.inner_text('main') if page.query_selector('main') else page.inner_text('body'),
+            katex=len(page.query_selector_all('.katex')),
+            nav=page.eval_on_selector_all('nav a[href]', LINKS_JS),
+            main_links=page.eval_on_selector_all('main a[href]', 'els => els.map(e => [e.getAttribute("href"), e.innerText])'),
+            params=page.eval_on_selector_all('.cell-output-markdown table tr', 'els => els.map(e => e.innerText)'),
+            wide_sigs=page.eval_on_selector_all('.cell-output-markdown pre', 'els => els.filter(e => e.scrollWidth > e.clientWidth + 2).length'))
+    finally: page.close()
+
+def test_pages_load_links_resolve_images_load(site, base, opened):
     problems, ids = [], {}
-    for name in _pages(site):
-        page, errors = _open(browser, base + name)
-        problems += [f'{name}: console: {e}' for e in errors]
-        for href in page.eval_on_selector_all('a[href]', 'els => els.map(e => e.getAttribute("href"))'):
+    for name, seen in opened.items():
+        problems += [f'{name}: console: {e}' for e in seen['errors']]
+        for href in seen['hrefs']:
             u = urlparse(urljoin(base + name, href))
             if u.hostname != '127.0.0.1' or not u.path: continue
             target = site/u.path.lstrip('/')
@@ -102,17 +139,13 @@ def test_pages_load_links_resolve_images_load(site, base, browser):
             if u.fragment and target.suffix == '.html':
                 if target not in ids: ids[target] = _ids(target)
                 if u.fragment not in ids[target]: problems.append(f'{name}: broken anchor {href}')
-        for src, w in page.eval_on_selector_all('img', 'els => els.map(e => [e.getAttribute("src"), e.naturalWidth])'):
-            if not w: problems.append(f'{name}: image {src} did not load')
-        page.close()
+        problems += [f'{name}: image {src} did not load' for src, w, _ in seen['imgs'] if not w]
     assert not problems, '\n'.join(problems)
 
-def test_gifs_are_on_the_pages(site, base, browser):
+def test_gifs_are_on_the_pages(opened):
     for name, gif in [('index.html', 'lth.gif'), ('tutorial.lottery.html', 'tutorial_masks.gif')]:
-        page, _ = _open(browser, base + name)
-        sizes = page.eval_on_selector_all('img', 'els => els.map(e => [e.getAttribute("src"), e.naturalWidth, e.naturalHeight])')
+        sizes = opened[name]['imgs']
         assert any(s.endswith(gif) and w > 0 and h > 0 for s, w, h in sizes), (name, sizes)
-        page.close()
 
 @pytest.mark.parametrize('name, signatures', [
     ('sparsifier.html', ['Sparsifier', 'granularity', 'method', 'criteria', 'layer_type', 'prune', 'snapshot', 'reset']),
@@ -121,17 +154,12 @@ def test_gifs_are_on_the_pages(site, base, browser):
     ('schedules.html', ['annealing_cos', 'iterative', 'agp', 'one_cycle', 'dsd']),
     ('lottery.html', ['find_ticket', 'save_ticket', 'load_ticket', 'prune_pct']),
     ('viz.html', ['plot_schedule', 'schedule_explorer', 'draw_network', 'animate_masks', 'MaskRecorder'])])
-def test_api_pages_show_signatures(base, browser, name, signatures):
-    page, _ = _open(browser, base + name)
-    text = page.inner_text('main') if page.query_selector('main') else page.inner_text('body')
-    missing = [s for s in signatures if s not in text]
-    page.close()
+def test_api_pages_show_signatures(opened, name, signatures):
+    missing = [s for s in signatures if s not in opened[name]['text']]
     assert not missing, f'{name} lacks {missing}'
 
-def test_maths_renders_offline(base, browser):
-    page, errors = _open(browser, base + 'criteria.html')
-    n = len(page.query_selector_all('.katex'))
-    page.close()
+def test_maths_renders_offline(opened):
+    n, errors = opened['criteria.html']['katex'], opened['criteria.html']['errors']
     assert n > 5 and not errors, (n, errors)
 
 def test_search_finds_sparsifycallback(base, browser):
@@ -164,10 +192,8 @@ def _doc_links(page):
     return page.eval_on_selector_all('a[href] > code', 'els => els.map(e => [e.parentElement.getAttribute("href"), e.innerText])')
 
 @pytest.mark.parametrize('name', API_PAGES + ['tutorial.lottery', 'tutorial.imp', 'tutorial.analysis', 'index'])
-def test_names_link_to_their_docs(base, browser, name):
-    page, _ = _open(browser, base + name + '.html')
-    links = [(h, t) for h, t in _doc_links(page) if '#' in h and urlparse(urljoin(base + name + '.html', h)).hostname == '127.0.0.1']
-    page.close()
+def test_names_link_to_their_docs(base, opened, name):
+    links = [(h, t) for h, t in opened[name + '.html']['doc_links'] if '#' in h and urlparse(urljoin(base + name + '.html', h)).hostname == '127.0.0.1']
     assert links, f'no name on {name}.html links to its docs: is strip_libs set in [tool.nbdev]?'
 
 def test_site_is_linked_up(site):
@@ -175,15 +201,11 @@ def test_site_is_linked_up(site):
     n = sum(len(re.findall(r'<a href="[^"]*#[^"]*"[^>]*><code>', p.read_text())) for p in site.glob('*.html'))
     assert n > 200, n
 
-def test_every_api_entry_has_a_source_link_to_its_definition(site, base, browser):
+def test_every_api_entry_has_a_source_link_to_its_definition(opened):
     "Each show_doc entry links to GitHub, at the line where the name is defined in lottery_nb/"
     problems, n = [], 0
     for name in API_PAGES:
-        page, _ = _open(browser, base + name + '.html')
-        entries = page.eval_on_selector_all('.cell-output-markdown', """els => els.filter(e => e.querySelector('h3[id], h4[id]') && e.querySelector('pre'))
-            .map(e => [e.querySelector('h3[id], h4[id]').innerText, [...e.querySelectorAll('a')].filter(a => a.innerText.trim() == 'source').map(a => a.href)])""")
-        page.close()
-        for title, srcs in entries:
+        for title, srcs in opened[name + '.html']['entries']:
             n += 1
             if len(srcs) != 1: problems.append(f'{name}.html: {title} has {len(srcs)} source links'); continue
             m = re.match(r'https://github.com/lottery-nb/lottery-nb/blob/main/(lottery_nb/\w+\.py)#L(\d+)$', srcs[0])
@@ -194,20 +216,14 @@ def test_every_api_entry_has_a_source_link_to_its_definition(site, base, browser
                 problems.append(f'{name}.html: {title}: {srcs[0]} points at {lines[:1]}')
     assert n > 60 and not problems, (n, problems)
 
-def test_parameters_are_described(base, browser):
+def test_parameters_are_described(opened):
     "The main entries show a parameter table, and no description is hidden off the side of the page"
-    page, _ = _open(browser, base + 'callback.html')
-    rows = page.eval_on_selector_all('.cell-output-markdown table tr', 'els => els.map(e => e.innerText)')
-    wide = page.eval_on_selector_all('.cell-output-markdown pre', 'els => els.filter(e => e.scrollWidth > e.clientWidth + 2).length')
-    page.close()
+    rows, wide = opened['callback.html']['params'], opened['callback.html']['wide_sigs']
     assert any(r.startswith('sched_func') for r in rows) and any(r.startswith('rewind') for r in rows), rows[:5]
     assert wide == 0, f'{wide} signatures scroll sideways at 1280 px'
 
-def test_navbar_links_the_repository_and_home_links_the_tutorials(base, browser):
-    page, _ = _open(browser, base + 'index.html')
-    nav = page.eval_on_selector_all('nav a[href]', 'els => els.map(e => e.getAttribute("href"))')
-    tut = page.eval_on_selector_all('main a[href]', 'els => els.map(e => [e.getAttribute("href"), e.innerText])')
-    page.close()
+def test_navbar_links_the_repository_and_home_links_the_tutorials(opened):
+    nav, tut = opened['index.html']['nav'], opened['index.html']['main_links']
     assert 'https://github.com/lottery-nb/lottery-nb' in nav, nav
     for href in ['tutorial.lottery.html', 'tutorial.imp.html', 'tutorial.analysis.html']:
         assert any(h == href and 'Tutorial' in t for h, t in tut), (href, tut)
@@ -215,31 +231,21 @@ def test_navbar_links_the_repository_and_home_links_the_tutorials(base, browser)
 WIDE_PAGES = ['index', 'tutorial.imp', 'tutorial.lottery', 'tutorial.analysis', 'ticket_cost', 'cli', 'errors', 'lottery', 'many_seeds']
 
 @pytest.mark.parametrize('width', [1280, 390])
-def test_nothing_scrolls_the_page_sideways_and_printed_lines_wrap(site, base, browser, width):
+def test_nothing_scrolls_the_page_sideways_and_printed_lines_wrap(site, base, browser, opened, width):
     "At a laptop's 1280 px and a phone's 390 px: the page never scrolls sideways, and no printed output is cut at its edge"
     missing = [n for n in WIDE_PAGES if not (site/f'{n}.html').exists()]
     assert not missing, f'pages this test measures are not on the site: {missing} (renamed? update WIDE_PAGES)'
-    bad = []
-    for name in WIDE_PAGES:
-        page = _new_page(browser, width)
-        page.goto(base + f'{name}.html', wait_until='networkidle')
-        over = page.evaluate('document.documentElement.scrollWidth - window.innerWidth')
-        cut = page.evaluate("[...document.querySelectorAll('.cell-output > pre, .cell-output-stdout > pre')].filter(p => p.scrollWidth > p.clientWidth + 1).length")
-        if over > 1 or cut: bad.append((name, over, cut))
-        page.close()
+    if width == 1280: seen = {n: opened[f'{n}.html'] for n in WIDE_PAGES}   # as every page was opened
+    else: seen = {n: _read(page, errors) for n, page, errors in [(n, *_open(browser, base + f'{n}.html', False, width)) for n in WIDE_PAGES]}
+    bad = [(name, seen[name]['over'], seen[name]['cut']) for name in WIDE_PAGES if seen[name]['over'] > 1 or seen[name]['cut']]
     assert not bad, f'(page, px the page scrolls sideways, printed outputs cut) at {width} px: {bad}'
 
-def test_code_fits_at_1280_px(site, base, browser):
+def test_code_fits_at_1280_px(opened):
     "At 1280 px no code block of any page (cells, fenced blocks and API signatures, not printed outputs) scrolls sideways"
-    page = _new_page(browser)
     bad, n = [], 0
-    for f in sorted(site.glob('*.html')):
-        page.goto(base + f.name)
-        wide = page.evaluate("""[...document.querySelectorAll('div.sourceCode > pre')].filter(p => !p.closest('.cell-output') || p.classList.contains('python'))
-            .map(p => [p.scrollWidth > p.clientWidth + 1, p.innerText.split('\\n').reduce((a, l) => l.length > a.length ? l : a, '')])""")
-        n += len(wide)
-        bad += [f'{f.stem}: {l[:50]}... ({len(l)})' for w, l in wide if w]
-    page.close()
+    for name, seen in opened.items():
+        n += len(seen['code'])
+        bad += [f'{name[:-5]}: {l[:50]}... ({len(l)})' for w, l in seen['code'] if w]
     assert n > 200 and not bad, (n, bad)
 
 def test_fastai_names_link_to_fastai_docs(site):
