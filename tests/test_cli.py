@@ -11,8 +11,8 @@ TINY = ['--rounds', '2', '--epochs', '1', '--seeds', '1', '--no-progress']
 def run(*args, **kw): return subprocess.run(EXE + list(args), capture_output=True, text=True, timeout=300, **kw)
 
 def refused(capfd, *args):
-    """`main(args)` in this process, for a command refused before it reads any data (no interpreter to start: a few ms
-    instead of seconds): (exit status, what reached stderr, at the file descriptor). `test_a_bad_option_from_the_console_script`
+    """`main(args)` in this process, for a command it refuses (no interpreter to start: a few ms instead of seconds, when
+    it refuses before reading any data): (exit status, what reached stderr, at the file descriptor). `test_a_bad_option_from_the_console_script`
     checks the same through the console script."""
     from lottery_nb.cli import main
     capfd.readouterr()
@@ -42,26 +42,34 @@ def test_tiny_run_writes_everything(tmp_path):
     assert {'es_iter', 'es_acc', 'final_acc', 'val_acc', 'steps', 'find_steps'} <= set(df.columns)
     assert (df.seed == 1).all()   # --seeds 1 is seed 1
 
-def test_settings_changed_is_one_line_before_training(tmp_path):
-    assert run(*TINY, '--out', str(tmp_path)).returncode == 0
-    r = run(*TINY, '--epochs', '2', '--lr', '0.1', '--out', str(tmp_path))   # a process of its own: it builds the data first
-    assert r.returncode == 2 and 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert 'epochs: 1 in the folder, 2 now; lr: 0.003 in the folder, 0.1 now' in r.stderr
+def test_settings_changed_is_one_line_before_training(tmp_path, capfd):
+    "In this process (the console script's own output is checked above): a folder's settings, then other settings refused"
+    from lottery_nb.cli import main
+    assert main([*TINY, '--out', str(tmp_path)]) == 0
+    rows = (tmp_path/'results.csv').read_text()
+    code, err = refused(capfd, *TINY, '--epochs', '2', '--lr', '0.1', '--out', str(tmp_path))   # it reads the data first
+    assert code == 2 and 'Traceback' not in err and len(err.strip().splitlines()) == 1, err
+    assert 'epochs: 1 in the folder, 2 now; lr: 0.003 in the folder, 0.1 now' in err
+    assert (tmp_path/'results.csv').read_text() == rows   # nothing trained, nothing written
 
-def test_jobs_2_gives_the_rows_of_one_job_and_folders_merge(tmp_path):
+def test_jobs_2_gives_the_rows_of_one_job_and_folders_merge(tmp_path, capfd):
+    "Seeds 0 and 1 run apart (one job each, as on two machines) give the rows of `--jobs 2`, and their folders merge into them"
     common = ['--rounds', '2', '--epochs', '1', '--no-progress', '--threads', '1']
-    one = run(*common, '--seeds', '0', '1', '--out', str(tmp_path/'one'))
-    two = run(*common, '--seeds', '0-1', '--jobs', '2', '--out', str(tmp_path/'two'))
-    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
-    clock = ['seconds', 'find_seconds']
-    a, b = (pd.read_csv(tmp_path/d/'results.csv').drop(columns=clock) for d in ('one', 'two'))
-    pd.testing.assert_frame_equal(a, b, check_exact=True)
     for s in (0, 1): assert run(*common, '--seeds', str(s), '--out', str(tmp_path/f's{s}')).returncode == 0
-    m = run('merge', str(tmp_path/'s0'), str(tmp_path/'s1'), '--out', str(tmp_path/'merged'))
-    assert m.returncode == 0 and 'seeds 0 1' in m.stdout, m.stderr
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path/'merged'/'results.csv').drop(columns=clock), a, check_exact=True)
-    bad = run('merge', str(tmp_path/'s0'), str(tmp_path/'merged'), '--out', str(tmp_path/'m2'))
-    assert bad.returncode == 2 and 'seed 0 is in both' in bad.stderr and 'Traceback' not in bad.stderr
+    two = run(*common, '--seeds', '0-1', '--jobs', '2', '--out', str(tmp_path/'two'))
+    assert two.returncode == 0, two.stderr
+    clock = ['seconds', 'find_seconds']
+    rows = lambda d: pd.read_csv(tmp_path/d/'results.csv').drop(columns=clock)
+    serial = pd.concat([rows('s0'), rows('s1')], ignore_index=True)   # the rows of `--seeds 0 1` in one job, in order
+    assert set(serial.seed) == {0, 1}
+    pd.testing.assert_frame_equal(rows('two'), serial, check_exact=True)
+    from lottery_nb.cli import main
+    capfd.readouterr()
+    assert main(['merge', str(tmp_path/'s0'), str(tmp_path/'s1'), '--out', str(tmp_path/'merged')]) == 0
+    assert 'seeds 0 1' in capfd.readouterr().out
+    pd.testing.assert_frame_equal(rows('merged'), serial, check_exact=True)
+    code, err = refused(capfd, 'merge', str(tmp_path/'s0'), str(tmp_path/'merged'), '--out', str(tmp_path/'m2'))
+    assert code == 2 and 'seed 0 is in both' in err and 'Traceback' not in err and len(err.strip().splitlines()) == 1, err
 
 @pytest.mark.parametrize('args, msg', [(['--rounds', 'x'], "'x' is not a count"), (['--dataset', 'mnist2d'], "unknown dataset 'mnist2d'"),
                                        (['--layer-pct', 'conv=10,attn=5'], "unknown layer kind 'attn'"),
