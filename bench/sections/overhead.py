@@ -47,7 +47,8 @@ def run(a):
         op = mask_op_time(model_fn, 20 if a.smoke else 200)
         for opt in opts:
             fits = {k: functools.partial(fit_arm, k, model_fn, dls, opt, epochs, a.fai) for k in ARMS if k != 'fasterai 0.4.1' or a.fai}
-            out = interleave(with_aa(fits, 'plain A', AA), reps, seed=zlib.crc32(f"{mname}{opt}".encode()))
+            out = interleave(with_aa(fits, 'plain A', AA), reps, seed=zlib.crc32(f"{mname}{opt}".encode()),
+                             warmup=not a.smoke)   # --smoke checks that the code runs: one fit an arm
             t = {k: np.array([o[0] for o in v]) for k, v in out.items()}
             n_steps = epochs * len(dls.train)
             step = statistics.median(o[1] for o in out['plain A']) / n_steps

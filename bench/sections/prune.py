@@ -24,7 +24,7 @@ def run(a):
         torch.manual_seed(0); base = getattr(tvm, name)()
         n = sum(l.weight.numel() for l, _ in prunable(base))
         arms = prunes(base, a.fai)
-        with contextlib.redirect_stdout(io.StringIO()): t = interleave(arms, reps)
+        with contextlib.redirect_stdout(io.StringIO()): t = interleave(arms, reps, warmup=not a.smoke)
         best = {k: min(v) for k, v in t.items()}
         for k in arms:
             rows.append([f'{name} ({n/1e6:.1f}M weights)', k, f'{statistics.median(t[k]):.3f}', f'{best[k]:.3f}',

@@ -97,7 +97,7 @@ def loop_compare(a):
     if a.smoke: dls = limit(dls, 128, 128)
     arms = {'plain PyTorch loop': lambda: bare_loop(dls, epochs)}
     arms.update({k: functools.partial(fastai_loop, dls, epochs, cfg) for k, cfg in LOOPS.items()})
-    t = interleave(arms, a.reps or (1 if a.smoke else 5 if a.quick else 11), seed=1)
+    t = interleave(arms, a.reps or (1 if a.smoke else 5 if a.quick else 11), seed=1, warmup=not a.smoke)
     ratio = paired(t, 'plain PyTorch loop')
     return epochs, {k: (statistics.median(v), ratio[k]) for k, v in t.items()}
 
