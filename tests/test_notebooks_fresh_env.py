@@ -86,9 +86,9 @@ def _install(tmp):
     t0 = time.time()
     _link_torch(venv)
     floors = tmp/'floors.txt'; floors.write_text('\n'.join(lowest_versions()) + '\n')
-    # the export and many-seeds pages need their extras; --no-compile: the kernels compile what they import, once (pip
-    # would compile every module of every package: 60 s of CPU instead of 37 here)
-    r = subprocess.run([str(py), '-m', 'pip', 'install', '-q', '--no-compile', f'{src}[export,cluster,hub]', 'ipykernel', '-c', str(floors)],
+    # the export and many-seeds pages need their extras. pip compiles every module (60 s of CPU here, 37 without): kept,
+    # since where PYTHONDONTWRITEBYTECODE is set (as on these machines) each kernel would otherwise compile its imports
+    r = subprocess.run([str(py), '-m', 'pip', 'install', '-q', f'{src}[export,cluster,hub]', 'ipykernel', '-c', str(floors)],
                        capture_output=True, text=True, timeout=INSTALL_S)
     assert r.returncode == 0, r.stderr[-2000:]
     print(f'fresh venv installed in {time.time()-t0:.0f} s')

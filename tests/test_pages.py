@@ -200,7 +200,7 @@ def test_the_default_command_is_the_imp_tutorials_experiment(monkeypatch, tmp_pa
     from lottery_nb.lottery import _configure, _Args
     from lottery_nb.store import _settings_diff
     ns = {}
-    exec('from fastai.basics import *\nfrom lottery_nb.all import *\n' + cell('10_tutorial.imp.ipynb', 'c005'), ns)   # its data and learner
+    exec('from fastai.basics import *\nfrom lottery_nb.all import *\nFULL = True\n' + cell('10_tutorial.imp.ipynb', 'c005'), ns)   # its data and learner
     run = cell('10_tutorial.imp.ipynb', 'c007')
     assert "prune_pct=20, epochs=20, lr=3e-3" in run and "controls=('reinit', 'random_mask'), method='global'" in run, run
     tut = _configure(ns['learn_fn'], _Args(rounds=8, prune_pct=20, rewind=0, epochs=20, lr=3e-3, controls=('reinit', 'random_mask'),
