@@ -10,15 +10,21 @@ TINY = ['--rounds', '2', '--epochs', '1', '--seeds', '1', '--no-progress']
 
 def run(*args, **kw): return subprocess.run(EXE + list(args), capture_output=True, text=True, timeout=300, **kw)
 
-def refused(capfd, *args):
-    """`main(args)` in this process, for a command it refuses (no interpreter to start: a few ms instead of seconds, when
-    it refuses before reading any data): (exit status, what reached stderr, at the file descriptor). `test_a_bad_option_from_the_console_script`
-    checks the same through the console script."""
+def here(capfd, *args):
+    """`lottery_nb args` run by `main` in this process, with no interpreter to start (torch and fastai are imported
+    already: 4-5 s less a command here), what it prints read at the file descriptors: a `CompletedProcess`. The console
+    script itself is run by the tests that need a process: `--help`, a bad option, Ctrl-C, `--jobs`, downloads."""
     from lottery_nb.cli import main
     capfd.readouterr()
     try: code = main(list(args))
     except SystemExit as e: code = e.code   # argparse's own errors exit, as they do from the console script
-    return code, capfd.readouterr().err
+    out, err = capfd.readouterr()
+    return subprocess.CompletedProcess(['lottery_nb', *args], code, out, err)
+
+def refused(capfd, *args):
+    "A command refused, run in this process (`here`): (exit status, what reached stderr)"
+    r = here(capfd, *args)
+    return r.returncode, r.stderr
 
 def test_console_script_installed(monkeypatch):
     "`lottery_nb --help` is what the CLI page prints with `get_parser().print_help()`, at the same width"
@@ -30,8 +36,8 @@ def test_console_script_installed(monkeypatch):
     assert r.returncode == 0 and '--prune-pct' in r.stdout and '--rewind' in r.stdout
     assert r.stdout == get_parser().format_help()
 
-def test_tiny_run_writes_everything(tmp_path):
-    r = run(*TINY, '--out', str(tmp_path))
+def test_tiny_run_writes_everything(tmp_path, capfd):
+    r = here(capfd, *TINY, '--out', str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert {'results.csv', 'results.png', 'settings.json', 'ticket', 'seed1'} == {p.name for p in tmp_path.iterdir()}
     assert {'README.md', 'ticket.safetensors'} == {p.name for p in (tmp_path/'ticket').iterdir()}
@@ -43,9 +49,7 @@ def test_tiny_run_writes_everything(tmp_path):
     assert (df.seed == 1).all()   # --seeds 1 is seed 1
 
 def test_settings_changed_is_one_line_before_training(tmp_path, capfd):
-    "In this process (the console script's own output is checked above): a folder's settings, then other settings refused"
-    from lottery_nb.cli import main
-    assert main([*TINY, '--out', str(tmp_path)]) == 0
+    assert here(capfd, *TINY, '--out', str(tmp_path)).returncode == 0
     rows = (tmp_path/'results.csv').read_text()
     code, err = refused(capfd, *TINY, '--epochs', '2', '--lr', '0.1', '--out', str(tmp_path))   # it reads the data first
     assert code == 2 and 'Traceback' not in err and len(err.strip().splitlines()) == 1, err
@@ -55,7 +59,7 @@ def test_settings_changed_is_one_line_before_training(tmp_path, capfd):
 def test_jobs_2_gives_the_rows_of_one_job_and_folders_merge(tmp_path, capfd):
     "Seeds 0 and 1 run apart (one job each, as on two machines) give the rows of `--jobs 2`, and their folders merge into them"
     common = ['--rounds', '2', '--epochs', '1', '--no-progress', '--threads', '1']
-    for s in (0, 1): assert run(*common, '--seeds', str(s), '--out', str(tmp_path/f's{s}')).returncode == 0
+    for s in (0, 1): assert here(capfd, *common, '--seeds', str(s), '--out', str(tmp_path/f's{s}')).returncode == 0
     two = run(*common, '--seeds', '0-1', '--jobs', '2', '--out', str(tmp_path/'two'))
     assert two.returncode == 0, two.stderr
     clock = ['seconds', 'find_seconds']
@@ -63,10 +67,8 @@ def test_jobs_2_gives_the_rows_of_one_job_and_folders_merge(tmp_path, capfd):
     serial = pd.concat([rows('s0'), rows('s1')], ignore_index=True)   # the rows of `--seeds 0 1` in one job, in order
     assert set(serial.seed) == {0, 1}
     pd.testing.assert_frame_equal(rows('two'), serial, check_exact=True)
-    from lottery_nb.cli import main
-    capfd.readouterr()
-    assert main(['merge', str(tmp_path/'s0'), str(tmp_path/'s1'), '--out', str(tmp_path/'merged')]) == 0
-    assert 'seeds 0 1' in capfd.readouterr().out
+    m = here(capfd, 'merge', str(tmp_path/'s0'), str(tmp_path/'s1'), '--out', str(tmp_path/'merged'))
+    assert m.returncode == 0 and 'seeds 0 1' in m.stdout, m.stderr
     pd.testing.assert_frame_equal(rows('merged'), serial, check_exact=True)
     code, err = refused(capfd, 'merge', str(tmp_path/'s0'), str(tmp_path/'merged'), '--out', str(tmp_path/'m2'))
     assert code == 2 and 'seed 0 is in both' in err and 'Traceback' not in err and len(err.strip().splitlines()) == 1, err
@@ -83,7 +85,7 @@ def test_bad_options_one_line(tmp_path, capfd, args, msg):
     assert 'Traceback' not in err and len(err.strip().splitlines()) == 1, err
     assert msg in err
 
-def test_ctrl_c_keeps_finished_rounds_and_resumes(tmp_path):
+def test_ctrl_c_keeps_finished_rounds_and_resumes(tmp_path, capfd):
     # A shell that runs the tests in the background leaves SIGINT ignored, and a child would inherit that: give the
     # command Python's own handler, which turns the signal into KeyboardInterrupt as it does in a terminal.
     exe = [EXE[0], '-c', 'import signal; signal.signal(signal.SIGINT, signal.default_int_handler); ' + EXE[2]]
@@ -99,7 +101,7 @@ def test_ctrl_c_keeps_finished_rounds_and_resumes(tmp_path):
     assert p.returncode == 130 and 'resume' in err and 'Traceback' not in err
     done = pd.read_csv(csv)
     assert len(done) >= 4
-    r = run('--rounds', '6', '--epochs', '2', '--seeds', '1', '--no-progress', '--out', str(tmp_path))
+    r = here(capfd, '--rounds', '6', '--epochs', '2', '--seeds', '1', '--no-progress', '--out', str(tmp_path))
     assert r.returncode == 0, r.stderr
     final = pd.read_csv(csv)
     assert len(final) == 1 + 6*3
@@ -114,25 +116,25 @@ def _digits_arrays():
     u8 = lambda x: (x[:, 0].numpy() * 40 + 128).clip(0, 255).astype('uint8')
     return u8(xt), yt.numpy(), u8(xv), yv.numpy()
 
-def test_npz_dataset_with_a_paper_convnet_and_layer_rates(tmp_path):
+def test_npz_dataset_with_a_paper_convnet_and_layer_rates(tmp_path, capfd):
     import numpy as np
     xt, yt, xv, yv = _digits_arrays()
     np.savez(tmp_path/'d.npz', x_train=xt, y_train=yt, x_test=xv, y_test=yv)
-    r = run('--dataset', str(tmp_path/'d.npz'), '--model', 'conv2', '--layer-pct', 'conv=10,fc=20,out=10', '--device', 'cpu',
+    r = here(capfd, '--dataset', str(tmp_path/'d.npz'), '--model', 'conv2', '--layer-pct', 'conv=10,fc=20,out=10', '--device', 'cpu',
             '--rounds', '1', '--epochs', '1', '--seeds', '1', '--controls', 'none', '--no-progress', '--out', str(tmp_path/'o'))
     assert r.returncode == 0, r.stderr
     df = pd.read_csv(tmp_path/'o'/'results.csv')
     # conv layers at 10%, FC at 20%, output at 10%: overall between 10 and 20% pruned after one round
     assert 80 < df.pct_remaining.iloc[-1] < 90, df.pct_remaining.tolist()
 
-def test_image_folder_dataset(tmp_path):
+def test_image_folder_dataset(tmp_path, capfd):
     from PIL import Image
     xt, yt, xv, yv = _digits_arrays()
     for split, xs, ys in [('train', xt[:150], yt[:150]), ('valid', xv[:50], yv[:50])]:
         for i, (x, y) in enumerate(zip(xs, ys)):
             d = tmp_path/'imgs'/split/str(int(y)); d.mkdir(parents=True, exist_ok=True)
             Image.fromarray(x, mode='L').save(d/f'{i}.png')
-    r = run('--dataset', str(tmp_path/'imgs'), '--model', 'lenet300', '--rounds', '1', '--epochs', '1', '--seeds', '1',
+    r = here(capfd, '--dataset', str(tmp_path/'imgs'), '--model', 'lenet300', '--rounds', '1', '--epochs', '1', '--seeds', '1',
             '--controls', 'none', '--bs', '16', '--no-progress', '--out', str(tmp_path/'o'))
     assert r.returncode == 0, r.stderr
     assert len(pd.read_csv(tmp_path/'o'/'results.csv')) == 2
