@@ -104,12 +104,12 @@ def chaos(tmp_path, serial, rng, n_rounds):
             kw = dict(seeds=[s], out=str(out), **({'raise_at_write': rng.randint(1, 8)} if fault == 'raise' else {}))
             p = worker(kw, host=rng.choice([None, 'node-b', 'node-c']), lease=lease)
             ps.append((p, fault)); log.append((it, s, fault))
-        for p, fault in ps:
-            if fault in ('sigterm', 'sigkill'):
-                time.sleep(rng.uniform(0, 12))
-                p.send_signal(signal.SIGTERM if fault == 'sigterm' else signal.SIGKILL)
+        t0 = time.monotonic()   # each signalled job gets its signal at its own random moment of its first 12 s
+        for at, p, fault in sorted(((rng.uniform(0, 12), p, f) for p, f in ps if f in ('sigterm', 'sigkill')), key=lambda t: t[0]):
+            time.sleep(max(0., t0 + at - time.monotonic()))
+            p.send_signal(signal.SIGTERM if fault == 'sigterm' else signal.SIGKILL)
         for p, _ in ps: p.communicate(timeout=DEADLINE)
-        time.sleep(lease + 0.5)   # a SIGKILLed job's lease goes stale, on any host
+        if any(f == 'sigkill' for _, f in ps): time.sleep(lease + 0.5)   # a SIGKILLed job's lease goes stale, on any host
     assert done(), f"not done after {n_rounds} tries: {log}"
     a, b = tmp_path/'copy-a'/'run', tmp_path/'elsewhere'/'copy-b'
     for dst, seeds in ((a, [0, 2]), (b, [1])):   # copies made at other paths, as on machines that share no disk
