@@ -342,15 +342,16 @@ def head_dls(
     seed:int=42, # Fixes the order of the shuffled training batches, as in `tensor_dls`
 )->DataLoaders:
     "`dls` with its first `n` training samples only; validation and test are kept whole"
-    ds = [dl.dataset for dl in dls.loaders]
-    if not all(isinstance(d, ClassifDataset) for d in ds):
-        raise BadType(f"head_dls needs DataLoaders of tensors (tensor_dls, digits_dls, mnist1d_dls, npz_dls), "
-                      f"not of {type(ds[0]).__name__} (an image folder's are read from files: keep fewer files instead)")
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(ds[0]):
-        raise BadValue(f"n must be a whole number of training samples from 1 to {len(ds[0]):,}, got {n!r}")
+    ds = [dl.dataset for dl in getattr(dls, 'loaders', [])]
+    bad = next((d for d in ds if not isinstance(d, ClassifDataset)), None)
+    if not ds or bad is not None:
+        raise BadType(f"head_dls needs DataLoaders of tensors (from tensor_dls, digits_dls, mnist1d_dls, npz_dls), "
+                      f"got {type(bad if ds else dls).__name__}: an image folder's, for one, are read from files")
+    n = check_number(n, 'n', 1, len(ds[0]), integer=True, note='training samples to keep')
     (t, v), test = ds[:2], ds[2:]
-    out = tensor_dls(t.x[:n], t.y[:n], v.x, v.y, bs=dls.train.bs, seed=seed, device=dls.device,
-                     x_test=test[0].x if test else None, y_test=test[0].y if test else None)
+    try: out = tensor_dls(t.x[:n], t.y[:n], v.x, v.y, bs=dls.train.bs, seed=seed, device=dls.device,
+                          x_test=test[0].x if test else None, y_test=test[0].y if test else None)
+    except BadValue as e: raise BadValue(f"the first {n} training samples are too few: {e}; give a larger n") from None
     if getattr(dls, 'splits', None):   # where the samples come from, as `dls` said it
         src, _, count = dls.splits['train'].rpartition(': ')
         out.splits = {**dls.splits, 'train': f"{src}, its first {n:,}: {n:,} {count.split()[-1]}"}

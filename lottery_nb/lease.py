@@ -109,9 +109,12 @@ def acquire(self:Lease,
         except FileExistsError: pass
         except OSError as e: raise BadValue(f"cannot write in {str(self.path.parent)!r} ({e.strerror}): give a folder you can write to") from None
         else:
-            with os.fdopen(fd, 'w') as f: json.dump(me, f); f.flush(); os.fsync(f.fileno())
-            self.token, self.lost, self._stop = me['token'], False, threading.Event()
-            threading.Thread(target=self._beat, args=(self._stop,), daemon=True, name=f'lease {self.path}').start()
+            try:
+                with os.fdopen(fd, 'w') as f: json.dump(me, f); f.flush(); os.fsync(f.fileno())
+                self.token, self.lost, self._stop = me['token'], False, threading.Event()
+                threading.Thread(target=self._beat, args=(self._stop,), daemon=True, name=f'lease {self.path}').start()
+            except BaseException:   # a signal (SIGTERM, Ctrl-C) or an error while taking it: no lock left behind
+                self.token = None; self.path.unlink(missing_ok=True); raise
             return self
         held, st = self._read()
         if st is None: continue   # released this instant

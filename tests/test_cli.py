@@ -12,12 +12,19 @@ def run(*args, **kw): return subprocess.run(EXE + list(args), capture_output=Tru
 
 def here(capfd, *args):
     """`lottery_nb args` run by `main` in this process, with no interpreter to start (torch and fastai are imported
-    already: 4-5 s less a command here), what it prints read at the file descriptors: a `CompletedProcess`. The console
-    script itself is run by the tests that need a process: `--help`, a bad option, Ctrl-C, `--jobs`, downloads."""
+    already: 4-5 s less a command here), what it prints read at the file descriptors: a `CompletedProcess`. torch's
+    thread count and the random states it sets are put back. What only a fresh process shows (an import the command
+    lacks, its exit code, its signals) is checked by the tests that run the console script: `--help`, a bad option,
+    Ctrl-C, `--jobs 2` (each job a process of its own), downloads."""
+    import random, numpy as np, torch
     from lottery_nb.cli import main
     capfd.readouterr()
-    try: code = main(list(args))
-    except SystemExit as e: code = e.code   # argparse's own errors exit, as they do from the console script
+    threads, py, npr = torch.get_num_threads(), random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng():
+            try: code = main(list(args))
+            except SystemExit as e: code = e.code   # argparse's own errors exit, as they do from the console script
+    finally: torch.set_num_threads(threads); random.setstate(py); np.random.set_state(npr)
     out, err = capfd.readouterr()
     return subprocess.CompletedProcess(['lottery_nb', *args], code, out, err)
 
@@ -49,17 +56,21 @@ def test_tiny_run_writes_everything(tmp_path, capfd):
     assert (df.seed == 1).all()   # --seeds 1 is seed 1
 
 def test_settings_changed_is_one_line_before_training(tmp_path, capfd):
-    assert here(capfd, *TINY, '--out', str(tmp_path)).returncode == 0
+    r = here(capfd, *TINY, '--out', str(tmp_path))
+    assert r.returncode == 0, r.stderr
     rows = (tmp_path/'results.csv').read_text()
     code, err = refused(capfd, *TINY, '--epochs', '2', '--lr', '0.1', '--out', str(tmp_path))   # it reads the data first
     assert code == 2 and 'Traceback' not in err and len(err.strip().splitlines()) == 1, err
     assert 'epochs: 1 in the folder, 2 now; lr: 0.003 in the folder, 0.1 now' in err
     assert (tmp_path/'results.csv').read_text() == rows   # nothing trained, nothing written
 
-def test_jobs_2_gives_the_rows_of_one_job_and_folders_merge(tmp_path, capfd):
-    "Seeds 0 and 1 run apart (one job each, as on two machines) give the rows of `--jobs 2`, and their folders merge into them"
+def test_jobs_2_gives_the_rows_of_runs_apart_and_folders_merge(tmp_path, capfd):
+    """Seeds 0 and 1 run apart (as on two machines) give the rows of `--jobs 2`, and their folders merge into them. (Two
+    seeds in one job, in one process, give the same rows: tests/test_runs.py, `reference` and the Ctrl-C test with jobs.)"""
     common = ['--rounds', '2', '--epochs', '1', '--no-progress', '--threads', '1']
-    for s in (0, 1): assert here(capfd, *common, '--seeds', str(s), '--out', str(tmp_path/f's{s}')).returncode == 0
+    for s in (0, 1):
+        r = here(capfd, *common, '--seeds', str(s), '--out', str(tmp_path/f's{s}'))
+        assert r.returncode == 0, r.stderr
     two = run(*common, '--seeds', '0-1', '--jobs', '2', '--out', str(tmp_path/'two'))
     assert two.returncode == 0, two.stderr
     clock = ['seconds', 'find_seconds']

@@ -108,7 +108,14 @@ def chaos(tmp_path, serial, rng, n_rounds):
         for at, p, fault in sorted(((rng.uniform(0, 12), p, f) for p, f in ps if f in ('sigterm', 'sigkill')), key=lambda t: t[0]):
             time.sleep(max(0., t0 + at - time.monotonic()))
             p.send_signal(signal.SIGTERM if fault == 'sigterm' else signal.SIGKILL)
-        for p, _ in ps: p.communicate(timeout=DEADLINE)
+        for s, (p, fault) in enumerate(ps):
+            _, err = p.communicate(timeout=DEADLINE)
+            # 0: done before its fault; -15: SIGTERM while still importing, before the command's handler was set
+            ok = {'none': {0}, 'sigterm': {0, 143, -15}, 'raise': {0, 1}, 'sigkill': {0, -9}}[fault]
+            assert p.returncode in ok, f'try {it}, seed {s}, fault {fault}: exit {p.returncode}\n{err[-2000:]}'
+            if p.returncode == 1: assert 'injected I/O error' in err, err[-2000:]
+            if fault != 'sigkill':   # every job but a SIGKILLed one gives its seed back as it ends
+                assert not (out/f'seed{s}'/'.lock').exists(), f'try {it}: seed {s} ({fault}, exit {p.returncode}) kept its lease'
         if any(f == 'sigkill' for _, f in ps): time.sleep(lease + 0.5)   # a SIGKILLed job's lease goes stale, on any host
     assert done(), f"not done after {n_rounds} tries: {log}"
     a, b = tmp_path/'copy-a'/'run', tmp_path/'elsewhere'/'copy-b'

@@ -46,7 +46,8 @@ def site(tmp_path_factory):
 def base(site):
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
     handler.log_message = lambda *a, **k: None
-    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    class Server(http.server.ThreadingHTTPServer): request_queue_size = 64   # pages load six at a time, each with its files
+    srv = Server(('127.0.0.1', 0), handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield f'http://127.0.0.1:{srv.server_address[1]}/'
     srv.shutdown()
@@ -103,14 +104,31 @@ ENTRIES_JS = """els => els.filter(e => e.querySelector('h3[id], h4[id]') && e.qu
 @pytest.fixture(scope='module')
 def opened(site, base, browser):
     "Every page of the site opened once at 1280 px, a few at a time (their waits overlap): {page: what the tests read from it}"
-    seen, names = {}, _pages(site)
-    for i in range(0, len(names), 6):
-        batch = [(name, *_open(browser, base + name, wait=False)) for name in names[i:i+6]]
-        for name, page, errors in batch: seen[name] = _read(page, errors)
+    seen, names = Opened(), _pages(site)
+    for i in range(0, len(names), 6): seen.update(_read_all(browser, base, names[i:i+6]))
     return seen
 
+class Opened(dict):
+    "{page: what was read from it}: a page that could not be opened or read fails each test that reads it, with its name"
+    def __getitem__(self, name):
+        seen = super().__getitem__(name)
+        if 'failed' in seen: pytest.fail(seen['failed'], pytrace=False)
+        return seen
+    def items(self): return [(k, self[k]) for k in self]
+
+def _read_all(browser, base, names, width=1280):
+    "Open `names` at once, then read each: {name: what `_read` returns, or why it failed}; every page is closed"
+    opened, out = {}, {}
+    for name in names:
+        try: opened[name] = _open(browser, base + name, wait=False, width=width)
+        except Exception as e: out[name] = dict(failed=f'{name} did not open: {type(e).__name__}: {str(e)[:500]}')
+    for name, (page, errors) in opened.items():
+        try: out[name] = _read(page, errors)
+        except Exception as e: out[name] = dict(failed=f'{name} could not be read: {type(e).__name__}: {str(e)[:500]}')
+    return out
+
 def _read(page, errors):
-    "What the tests read from a page, once its network is idle; the page is closed"
+    "What the tests read from a page, once its network is idle; the page is closed, whatever happens"
     try:
         page.wait_for_load_state('networkidle')
         return dict(
@@ -236,7 +254,7 @@ def test_nothing_scrolls_the_page_sideways_and_printed_lines_wrap(site, base, br
     missing = [n for n in WIDE_PAGES if not (site/f'{n}.html').exists()]
     assert not missing, f'pages this test measures are not on the site: {missing} (renamed? update WIDE_PAGES)'
     if width == 1280: seen = {n: opened[f'{n}.html'] for n in WIDE_PAGES}   # as every page was opened
-    else: seen = {n: _read(page, errors) for n, page, errors in [(n, *_open(browser, base + f'{n}.html', False, width)) for n in WIDE_PAGES]}
+    else: seen = {n[:-5]: v for n, v in Opened(_read_all(browser, base, [f'{n}.html' for n in WIDE_PAGES], width)).items()}
     bad = [(name, seen[name]['over'], seen[name]['cut']) for name in WIDE_PAGES if seen[name]['over'] > 1 or seen[name]['cut']]
     assert not bad, f'(page, px the page scrolls sideways, printed outputs cut) at {width} px: {bad}'
 

@@ -65,7 +65,7 @@ def run(a):
                             fmt_ci(vs_floor), 'yes' if at_floor(vs_floor) else 'no', fmt_ci(vs_floor_tr), 'yes' if at_floor(vs_floor_tr) else 'no',
                             ', '.join(f'{p.split()[0]} {fmt_ci(v)}' for p, v in below.items())])
     txt = ['## 1. Training overhead', '',
-           f'Whole `learn.fit` wall time, {reps} reps after a warm-up, the arms in a new random order every rep. Ratios are '
+           f'Whole `learn.fit` wall time, {reps} reps{"" if a.smoke else " after a warm-up"}, the arms in a new random order every rep. Ratios are '
            f'to the first plain fit of the same rep: median [bootstrap 95% interval]. {PRUNED}% of every Linear/Conv2d weight '
            f'is masked in the floor, lottery_nb fixed, and torch arms (local magnitude, pruned before the fit); the pruning arms '
            f'(lottery_nb with `one_shot` and `reset=\'lth\'`, fasterai with its one-shot schedule at 0 and `lth=True`) prune '

@@ -33,7 +33,7 @@ def run(a):
         del base, arms; gc.collect()
     txt = ['## 2. Mask computation', '',
            f'A global {PRUNED}% magnitude prune of all Conv2d and Linear weights of torchvision models, {reps} reps '
-           '(interleaved, after a warm-up); the prune call only, on a fresh copy of the model each time. fasterai ranks '
+           f'(interleaved{"" if a.smoke else ", after a warm-up"}); the prune call only, on a fresh copy of the model each time. fasterai ranks '
            'globally the same way (`context=\'global\'`).', '',
            md_table(['model', 'library', 'median (s)', 'best (s)', 'best / lottery_nb'], rows)]
     return '\n'.join(txt), res
