@@ -116,7 +116,7 @@ def tensor_dls(
         if extra: raise BadValue(f"y_{name} has labels {extra[:10]} that y_train lacks: every class must be in the training set")
     c = int(max(y.max() for _, y in splits if len(y))) + 1
     train = TensorDL(ClassifDataset(xt, yt, c), bs=bs, shuffle=True, drop_last=len(xt) > bs)
-    train.rng = random.Random(seed)
+    train.rng, train.seed = random.Random(seed), seed   # the seed kept: `head_dls` makes the same order
     rest = [TensorDL(ClassifDataset(x, y, c), bs=2*bs) for x, y in splits[1:]]
     return _splits(DataLoaders(train, *rest, device=device or default_device()), 'samples', 'x_train', 'x_valid', 'x_test')
 
@@ -339,19 +339,21 @@ def npz_dls(
 def head_dls(
     dls:DataLoaders, # Made of tensors: by `tensor_dls`, `digits_dls`, `mnist1d_dls` or `npz_dls`
     n:int, # Training samples to keep: the first `n`, in the training set's order
-    seed:int=42, # Fixes the order of the shuffled training batches, as in `tensor_dls`
+    seed:int|None=None, # Fixes the order of the shuffled training batches; `None`: the seed `dls` was made with
 )->DataLoaders:
     "`dls` with its first `n` training samples only; validation and test are kept whole"
     ds = [dl.dataset for dl in getattr(dls, 'loaders', [])]
     bad = next((d for d in ds if not isinstance(d, ClassifDataset)), None)
     if not ds or bad is not None:
-        raise BadType(f"head_dls needs DataLoaders of tensors (from tensor_dls, digits_dls, mnist1d_dls, npz_dls), "
-                      f"got {type(bad if ds else dls).__name__}: an image folder's, for one, are read from files")
+        raise BadType(f"head_dls needs the DataLoaders of tensors that tensor_dls, digits_dls, mnist1d_dls or npz_dls "
+                      f"make, got {type(bad if ds else dls).__name__}")
     n = check_number(n, 'n', 1, len(ds[0]), integer=True, note='training samples to keep')
+    seed = getattr(dls.train, 'seed', 42) if seed is None else check_number(seed, 'seed', 0, integer=True)
     (t, v), test = ds[:2], ds[2:]
     try: out = tensor_dls(t.x[:n], t.y[:n], v.x, v.y, bs=dls.train.bs, seed=seed, device=dls.device,
                           x_test=test[0].x if test else None, y_test=test[0].y if test else None)
-    except BadValue as e: raise BadValue(f"the first {n} training samples are too few: {e}; give a larger n") from None
+    except BadValue as e:
+        raise BadValue(f"the first {n} training samples of {len(t):,} are too few: {e}; give a larger n") from None
     if getattr(dls, 'splits', None):   # where the samples come from, as `dls` said it
         src, _, count = dls.splits['train'].rpartition(': ')
         out.splits = {**dls.splits, 'train': f"{src}, its first {n:,}: {n:,} {count.split()[-1]}"}
