@@ -2,7 +2,10 @@
 `tools/docs.py`'s `shown`) run in order in a fresh Jupyter kernel, in a fresh virtual environment that has only the
 package, its declared dependencies and ipykernel: the closest we get to Colab here. Each page runs in a folder of its own
 holding that page alone, so a name defined only in a hidden cell, a missing dependency or a reliance on
-repository files fails. (nbdev-test runs every cell, hidden tests included, in the dev environment.)
+repository files fails. (nbdev-test runs every cell, hidden tests included, in the dev environment.) The kernels are
+forked from a process that has imported what a page imports (torch, fastai, lottery_nb) and run nothing else
+(tests/fork_kernel.py): a new process with an empty namespace, only its imports warm, 3-4 s of CPU less a page;
+`test_a_forked_kernel_starts_as_a_fresh_one` compares one with a kernel started from scratch.
 
 That environment also holds the **lowest** version of every dependency that pyproject.toml allows (fastai's own floor
 for fastcore, 1.8): the floors are tested by running every page's shown cells on them (the hidden tests run
@@ -129,14 +132,38 @@ def shared_env(tmp_path_factory):
             (tmp/'ready').write_text('')
     return tmp
 
+FORK = Path(__file__).resolve().parent/'fork_kernel.py'
+ZYGOTE_S = 300   # the zygote's imports take 5 s here
+
+def start_zygote(py, env, name, log):
+    """tests/fork_kernel.py's zygote in the fresh environment's Python `py`, with the environment its kernels get:
+    returns the process once it has imported what the pages import"""
+    import select
+    z = subprocess.Popen([py, str(FORK), 'serve', name], stdout=subprocess.PIPE, stderr=open(log, 'w'), text=True, env=env)
+    ready, _, _ = select.select([z.stdout], [], [], ZYGOTE_S)
+    line = z.stdout.readline() if ready else ''
+    if line.strip() != 'ready':
+        z.kill(); z.wait()
+        pytest.fail(f'the kernels\' zygote did not start within {ZYGOTE_S} s:\n{Path(log).read_text()[-3000:]}')
+    return z
+
 @pytest.fixture(scope='module')
 def fresh_env(tmp_path_factory):
-    "The fresh environment's kernel, with IN_TEST set as nbdev-test sets it (the long tutorials run their smaller settings)"
+    """The fresh environment's kernels, with IN_TEST set as nbdev-test sets it (the long tutorials run their smaller
+    settings): `lnbfresh`, started from scratch, and `lnbfork`, forked from a zygote of this test process that has
+    imported what a page imports and nothing else (tests/fork_kernel.py; `test_a_forked_kernel_starts_as_a_fresh_one`)"""
     env = shared_env(tmp_path_factory)
-    mp = pytest.MonkeyPatch(); mp.setenv('JUPYTER_PATH', str(env/'jupyter'))   # undone when the module's tests end
+    mine = tmp_path_factory.mktemp('kernels')
+    spec = json.loads((env/'jupyter'/'kernels'/'lnbfresh'/'kernel.json').read_text())
+    mp = pytest.MonkeyPatch(); mp.setenv('JUPYTER_PATH', f"{mine}{os.pathsep}{env/'jupyter'}")   # undone as the module ends
     mp.setenv('IN_TEST', '1')
+    name = f'lottery_nb-zygote-{os.getpid()}-{time.time_ns()}'
+    z = start_zygote(spec['argv'][0], {**os.environ, **spec['env']}, name, mine/'zygote.log')
+    kdir = mine/'kernels'/'lnbfork'; kdir.mkdir(parents=True)
+    (kdir/'kernel.json').write_text(json.dumps(dict(spec, argv=[spec['argv'][0], str(FORK), 'launch', name, '-f', '{connection_file}'],
+                                                    display_name='lottery_nb fresh, forked')))
     yield env
-    mp.undo()
+    z.kill(); z.wait(); mp.undo()
 
 NOTEBOOKS = sorted(p.name for p in (root/'nbs').glob('*.ipynb'))
 
@@ -160,13 +187,59 @@ def _run(nb, kernel, path):
     except CellExecutionError as e:
         pytest.fail(f'a shown cell failed when run with the hidden cells left out:\n{str(e)[-3000:]}', pytrace=False)
 
+def _outputs(cells, kernel, path, **kw):
+    "Run code `cells` in a new kernel of `kernel`: what each cell printed to stdout"
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell, new_notebook
+    nb = new_notebook(cells=[new_code_cell(c) for c in cells])
+    NotebookClient(nb, kernel_name=kernel, resources={'metadata': {'path': str(path)}}, **{'timeout': CELL_S, 'startup_timeout': 300, **kw}).execute()
+    return [''.join(o.get('text', '') for o in c.outputs if o.get('name') == 'stdout') for c in nb.cells]
+
+PROBE = ['print(sorted(dir()))',   # the first thing a page finds defined
+         'import json, os, sys, warnings, matplotlib, torch\nfrom fastai.vision.all import *\nfrom lottery_nb.all import *\n'
+         'print(json.dumps(dict(cwd=os.getcwd(), argv0=sys.argv[0], path=sys.path, env=sorted(os.environ), threads=torch.get_num_threads(),\n'
+         '                      mpl=os.environ.get("MPLBACKEND"), backend=matplotlib.get_backend(), main=sys.modules["__main__"].__name__,\n'
+         '                      warn=[str(f) for f in warnings.filters], stdout=type(sys.stdout).__name__, in_test=os.environ.get("IN_TEST"))))',
+         'import random, numpy as np\nprint(os.getpid(), random.random(), np.random.rand())']
+
+def _dead(pid): return not Path(f'/proc/{pid}').exists() or Path(f'/proc/{pid}/stat').read_text().rpartition(')')[2].split()[0] in 'ZX'
+
+def test_a_forked_kernel_starts_as_a_fresh_one(fresh_env, tmp_path):
+    """The pages run in kernels forked from a zygote that has imported torch, fastai and lottery_nb: each starts as a
+    kernel started from scratch does (the same names defined, folder, argv, sys.path, environment, plotting backend,
+    warning filters, threads), in a process of its own that ends with it, with nothing left by the page before it"""
+    cold = _outputs(PROBE, 'lnbfresh', tmp_path)
+    first = _outputs([*PROBE, 'x = 1; torch.left_by_the_page_before = 1'], 'lnbfork', tmp_path)
+    second = _outputs([*PROBE, 'print("x" in dir(), hasattr(torch, "left_by_the_page_before"))'], 'lnbfork', tmp_path)
+    for o in (first, second):
+        assert o[0] == cold[0], (cold[0], o[0])
+        a, b = json.loads(cold[1]), json.loads(o[1])
+        assert a == b, {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+    assert second[3].split() == ['False', 'False']
+    runs = [o[2].split() for o in (cold, first, second)]
+    assert len({r[0] for r in runs}) == 3 and len({r[1] for r in runs}) == 3 and len({r[2] for r in runs}) == 3, runs   # pids, RNG states
+    end = time.monotonic() + 60
+    while not all(_dead(int(r[0])) for r in runs) and time.monotonic() < end: time.sleep(0.1)
+    assert all(_dead(int(r[0])) for r in runs), 'a kernel outlived its notebook'
+
+def test_a_forked_kernel_stuck_in_a_cell_is_stopped(fresh_env, tmp_path):
+    "A cell past its time limit: the client interrupts, then kills the launcher; the forked kernel ends with it"
+    from nbclient.exceptions import CellTimeoutError
+    pid_file = tmp_path/'pid'
+    with pytest.raises(CellTimeoutError):
+        _outputs([f'import os, time\nopen({str(pid_file)!r}, "w").write(str(os.getpid()))\ntime.sleep(600)'], 'lnbfork', tmp_path,
+                 timeout=5, shutdown_kernel='immediate')
+    pid, end = int(pid_file.read_text()), time.monotonic() + 60
+    while not _dead(pid) and time.monotonic() < end: time.sleep(0.1)
+    assert _dead(pid), 'the forked kernel outlived its launcher'
+
 @pytest.mark.slow
 @pytest.mark.parametrize('name', [n for n in SHOWN if n not in DEV])
 def test_page_runs_alone_in_fresh_env(fresh_env, name, tmp_path):
-    """The page's shown cells, in order, hidden cells left out, in a fresh kernel of the fresh environment at the floors,
-    in a folder holding that page alone: it makes its own data and paths"""
+    """The page's shown cells, in order, hidden cells left out, in a fresh kernel (forked, see above) of the fresh
+    environment at the floors, in a folder holding that page alone: it makes its own data and paths"""
     shutil.copy(root/'nbs'/name, tmp_path/name)
-    _run(_shown(tmp_path/name), 'lnbfresh', tmp_path)
+    _run(_shown(tmp_path/name), 'lnbfork', tmp_path)
 
 @pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(DEV))
