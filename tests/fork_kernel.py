@@ -1,28 +1,29 @@
 """A Jupyter kernel that starts warm: forked from a process (the zygote) that has imported what a page imports (torch,
-fastai, lottery_nb, ipykernel, matplotlib) and run nothing else. Each kernel is a new process with an empty namespace,
-its own pid, working folder, environment and standard streams, as a kernel started from scratch is; only `sys.modules`
-is warm, which saves the 3-4 s of CPU that importing torch and fastai costs each of the 37 pages here.
+fastai, lottery_nb, matplotlib) and run nothing else. Each kernel is a new process with an empty namespace, its own
+pid, session, working folder, environment and standard streams, as a kernel started from scratch is; only
+`sys.modules` is warm, which saves the 3-4 s of CPU that importing torch and fastai costs each of the 37 pages here.
+What a fork cannot renew: the string-hash seed (PYTHONHASHSEED) is the zygote's, so set order is the same in every
+kernel of a session (a page must not depend on it either way).
 
     python fork_kernel.py serve NAME                       # the zygote: imports, says `ready`, forks a kernel a request
     python fork_kernel.py launch NAME -f CONNECTION_FILE   # a kernel spec's argv: asks the zygote for a kernel, stands for it
 
-NAME is the zygote's socket, in Linux's abstract namespace (no file, no limit on the length of a folder's path).
-
-The launcher is the process Jupyter starts, signals and waits on: it passes on its folder, environment and standard
-streams, forwards SIGINT (an interrupt), SIGTERM and SIGHUP to the kernel and ends when the kernel ends; a kernel whose
-launcher is gone (SIGKILLed by Jupyter's shutdown) ends too. Standard library only, plus ipykernel in the zygote."""
-import json, os, signal, socket, sys, threading, time
+NAME is the zygote's socket, in Linux's abstract namespace (no file, no limit on the length of a folder's path); it
+serves this user only. The launcher is the process Jupyter starts, signals and waits on: it passes on its folder,
+environment and standard streams, forwards SIGINT (an interrupt), SIGTERM and SIGHUP to the kernel's process group and
+ends when the kernel ends. A kernel ends, with its process group, when its launcher is gone (SIGKILLed by Jupyter's
+shutdown) or the Jupyter client that started it is; the zygote ends when the process that started it does.
+Standard library only, plus ipykernel in the zygote."""
+import json, os, select, signal, socket, struct, sys, threading
 
 PRELOAD = ('torch', 'fastai.vision.all', 'lottery_nb.all', 'matplotlib.pyplot')   # after the kernel's own: ipykernel.kernelapp
 INLINE = 'module://matplotlib_inline.backend_inline'   # what ipykernel sets before a page's first import of matplotlib
 
-def _dead(pid):
-    "True when `pid` has ended (a zombie included)"
-    try:
-        with open(f'/proc/{pid}/stat') as f: return f.read().rpartition(')')[2].split()[0] in 'ZX'
-    except OSError: return True
-
 def _address(name): return '\0' + name
+
+def _wait_end(pidfd, timeout=None):
+    "Wait until the process of `pidfd` has ended (True), or `timeout` seconds (False)"
+    return bool(select.select([pidfd], [], [], timeout)[0])
 
 def serve(name):
     if not os.environ.get('MPLBACKEND'): os.environ['MPLBACKEND'] = INLINE
@@ -36,29 +37,50 @@ def serve(name):
     assert warnings.filters[n:n + len(base)] == base, 'the imports removed or reordered warning filters'
     IMPORT_FILTERS = (warnings.filters[:n], warnings.filters[n + len(base):])
     del warnings.filters[:n], warnings.filters[len(base):]; warnings._filters_mutated()
-    if threading.active_count() != 1: sys.exit(f'fork_kernel: the imports started threads {threading.enumerate()}: forking is unsafe')
+    tasks = os.listdir('/proc/self/task')   # native threads too (an OpenMP pool): a fork copies only the calling one
+    if len(tasks) != 1: sys.exit(f'fork_kernel: the imports started {len(tasks)} threads: forking is unsafe')
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)   # kernels are reaped as they end: their launchers see them gone
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); srv.bind(_address(name)); srv.listen(64)
+    srv.settimeout(1)
+    parent = os.getppid()
     print('ready', flush=True)
-    while True:
-        conn, _ = srv.accept()
-        msg, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
-        pid = os.fork()
-        if pid == 0:
-            try:
-                srv.close(); conn.close()
-                _kernel(json.loads(msg), fds)
-            except BaseException:
-                import traceback; traceback.print_exc()
-                os._exit(1)
-            os._exit(0)
+    null = os.open(os.devnull, os.O_WRONLY); os.dup2(null, 1); os.close(null)   # nobody reads that pipe from here on
+    while os.getppid() == parent:   # the tests' process is gone: so is the zygote
+        try: conn, _ = srv.accept()
+        except TimeoutError: continue
+        try: _request(conn, srv)
+        except OSError as e: print(f'fork_kernel: a request failed: {e!r}', file=sys.stderr, flush=True)   # the next one may not
+        finally: conn.close()
+
+def _request(conn, srv):
+    "Fork a kernel for the launcher at `conn`, and tell it the kernel's pid"
+    conn.settimeout(10)
+    uid = struct.unpack('3i', conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize('3i')))[1]
+    if uid != os.getuid(): raise PermissionError(f'a launcher of user {uid} asked for a kernel')
+    msg, fds, flags, _ = socket.recv_fds(conn, 1 << 20, 3)
+    if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != 3:
         for fd in fds: os.close(fd)
-        conn.send(json.dumps({'pid': pid}).encode()); conn.close()
+        raise OSError(f'a truncated request ({len(msg)} bytes, {len(fds)} file descriptors)')
+    pid = os.fork()
+    if pid == 0:   # the kernel: it never returns to the zygote's loop
+        code = 1
+        try:
+            srv.close(); conn.close()
+            _kernel(json.loads(msg), fds); code = 0
+        except SystemExit as e: code = e.code if isinstance(e.code, int) else int(e.code is not None)
+        except BaseException:
+            import traceback; traceback.print_exc()
+        finally:
+            try:
+                import atexit; atexit._run_exitfuncs()   # as a process ending normally runs them
+            finally: os._exit(code)
+    for fd in fds: os.close(fd)
+    conn.send(json.dumps({'pid': pid}).encode())
 
 def _kernel(req, fds):
     "In the forked child: become the launcher's kernel, then run it until it shuts down"
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)   # a page's subprocesses are waited on as usual
-    os.setpgid(0, 0)
+    os.setsid()   # a session and process group of its own, as Jupyter starts a kernel (`start_new_session`)
     for i, fd in enumerate(fds): os.dup2(fd, i); os.close(fd)
     os.chdir(req['cwd'])
     os.environ.clear(); os.environ.update(req['env']); os.environ.update(IMPORT_ENV)
@@ -67,9 +89,12 @@ def _kernel(req, fds):
     del sys.path[0]   # the zygote's folder; ipykernel_launcher removes the working folder `-m` puts there
     import random, numpy as np
     random.seed(); np.random.seed()   # seeded from the OS as in a new process, not copies of the zygote's states
-    def watch(launcher=req['launcher']):
-        while not _dead(launcher): time.sleep(0.2)
-        os._exit(1)
+    # A cold kernel ends when the Jupyter client that started it does (ipykernel's parent poller, which cannot tell here);
+    # this one also when its launcher does: it ends with its process group, as Jupyter kills a kernel's
+    watched = [os.pidfd_open(req['launcher'])] + [os.pidfd_open(int(p)) for p in [os.environ.get('JPY_PARENT_PID')] if p]
+    def watch():
+        select.select(watched, [], [])
+        os.killpg(0, signal.SIGKILL)
     threading.Thread(target=watch, daemon=True, name='launcher watch').start()
     from ipykernel.kernelapp import IPKernelApp
     # two settings ipykernel reads from the environment when it is imported, which the zygote did before Jupyter set them
@@ -91,9 +116,13 @@ def launch(name, argv):
     reply = s.recv(4096)
     if not reply: sys.exit(f'fork_kernel: the zygote at {name} started no kernel')
     pid = json.loads(reply)['pid']
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda n, _: os.kill(pid, n) if not _dead(pid) else None)
-    while not _dead(pid): time.sleep(0.05)
+    try: pidfd = os.pidfd_open(pid)
+    except ProcessLookupError: sys.exit('fork_kernel: the kernel ended as it started')
+    def forward(n, _):
+        try: os.killpg(pid, n)   # the kernel leads its process group: its own subprocesses get the signal too
+        except ProcessLookupError: pass
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP): signal.signal(sig, forward)
+    _wait_end(pidfd)
 
 if __name__ == '__main__':
     cmd, name, *rest = sys.argv[1:]

@@ -147,6 +147,8 @@ def start_zygote(py, env, name, log):
         pytest.fail(f'the kernels\' zygote did not start within {ZYGOTE_S} s:\n{Path(log).read_text()[-3000:]}')
     return z
 
+ZYGOTE = {}   # this test process's zygote: its process and log
+
 @pytest.fixture(scope='module')
 def fresh_env(tmp_path_factory):
     """The fresh environment's kernels, with IN_TEST set as nbdev-test sets it (the long tutorials run their smaller
@@ -157,13 +159,21 @@ def fresh_env(tmp_path_factory):
     spec = json.loads((env/'jupyter'/'kernels'/'lnbfresh'/'kernel.json').read_text())
     mp = pytest.MonkeyPatch(); mp.setenv('JUPYTER_PATH', f"{mine}{os.pathsep}{env/'jupyter'}")   # undone as the module ends
     mp.setenv('IN_TEST', '1')
-    name = f'lottery_nb-zygote-{os.getpid()}-{time.time_ns()}'
-    z = start_zygote(spec['argv'][0], {**os.environ, **spec['env']}, name, mine/'zygote.log')
-    kdir = mine/'kernels'/'lnbfork'; kdir.mkdir(parents=True)
-    (kdir/'kernel.json').write_text(json.dumps(dict(spec, argv=[spec['argv'][0], str(FORK), 'launch', name, '-f', '{connection_file}'],
-                                                    display_name='lottery_nb fresh, forked')))
-    yield env
-    z.kill(); z.wait(); mp.undo()
+    try:
+        name = f'lottery_nb-zygote-{os.getpid()}-{time.time_ns()}'
+        ZYGOTE.update(proc=start_zygote(spec['argv'][0], {**os.environ, **spec['env']}, name, mine/'zygote.log'), log=mine/'zygote.log')
+        kdir = mine/'kernels'/'lnbfork'; kdir.mkdir(parents=True)
+        (kdir/'kernel.json').write_text(json.dumps(dict(spec, argv=[spec['argv'][0], str(FORK), 'launch', name, '-f', '{connection_file}'],
+                                                        display_name='lottery_nb fresh, forked')))
+        yield env
+    finally:
+        if 'proc' in ZYGOTE: ZYGOTE['proc'].kill(); ZYGOTE.pop('proc').wait()
+        mp.undo()
+
+def zygote_alive():
+    "Fail with the zygote's log if it has ended: every forked kernel would then fail to start"
+    z = ZYGOTE['proc']
+    if z.poll() is not None: pytest.fail(f"the kernels' zygote ended (exit {z.returncode}):\n{ZYGOTE['log'].read_text()[-3000:]}")
 
 NOTEBOOKS = sorted(p.name for p in (root/'nbs').glob('*.ipynb'))
 
@@ -196,48 +206,71 @@ def _outputs(cells, kernel, path, **kw):
     return [''.join(o.get('text', '') for o in c.outputs if o.get('name') == 'stdout') for c in nb.cells]
 
 PROBE = ['print(sorted(dir()))',   # the first thing a page finds defined
-         'import json, os, sys, warnings, matplotlib, torch\nfrom fastai.vision.all import *\nfrom lottery_nb.all import *\n'
-         'print(json.dumps(dict(cwd=os.getcwd(), argv0=sys.argv[0], path=sys.path, env=sorted(os.environ), threads=torch.get_num_threads(),\n'
-         '                      mpl=os.environ.get("MPLBACKEND"), backend=matplotlib.get_backend(), main=sys.modules["__main__"].__name__,\n'
-         '                      warn=[str(f) for f in warnings.filters], stdout=type(sys.stdout).__name__, in_test=os.environ.get("IN_TEST"))))',
+         'import json, os, signal, sys, threading, warnings, matplotlib, torch\nfrom fastai.vision.all import *\n'
+         'from lottery_nb.all import *\n'
+         'def target(f):\n    try: return os.readlink(f"/proc/self/fd/{f}").split(":")[0]\n    except OSError: return None   # the listing\'s own\n'
+         'fds = sorted(t for t in map(target, os.listdir("/proc/self/fd")) if t not in (None, "anon_inode"))\n'
+         'handler = lambda h: f"{h.__module__}.{h.__qualname__}" if callable(h) else str(h)\n'
+         'print(json.dumps(dict(cwd=os.getcwd(), argv0=sys.argv[0], path=sys.path, env=dict(os.environ), backend=matplotlib.get_backend(),\n'
+         '    leader=os.getsid(0) == os.getpgid(0) == os.getpid(), main=sys.modules["__main__"].__name__, warn=[str(f) for f in warnings.filters],\n'
+         '    signals={s.name: handler(signal.getsignal(s)) for s in signal.valid_signals() if isinstance(s, signal.Signals)},\n'
+         '    mask=sorted(map(int, signal.pthread_sigmask(signal.SIG_BLOCK, []))), stdout=type(sys.stdout).__name__,\n'
+         '    fds=fds, threads=sorted(t.name for t in threading.enumerate() if t.name != "launcher watch"),\n'
+         '    torch_threads=torch.get_num_threads())))',
          'import random, numpy as np\nprint(os.getpid(), random.random(), np.random.rand())']
 
 def _dead(pid): return not Path(f'/proc/{pid}').exists() or Path(f'/proc/{pid}/stat').read_text().rpartition(')')[2].split()[0] in 'ZX'
 
+def _until_dead(pids, what):
+    end = time.monotonic() + 60
+    while not all(map(_dead, pids)) and time.monotonic() < end: time.sleep(0.1)
+    assert all(map(_dead, pids)), what
+
 def test_a_forked_kernel_starts_as_a_fresh_one(fresh_env, tmp_path):
     """The pages run in kernels forked from a zygote that has imported torch, fastai and lottery_nb: each starts as a
-    kernel started from scratch does (the same names defined, folder, argv, sys.path, environment, plotting backend,
-    warning filters, threads), in a process of its own that ends with it, with nothing left by the page before it"""
+    kernel started from scratch does (the names defined, folder, argv, sys.path, environment, plotting backend, session,
+    warning filters, signal handlers and mask, open files, threads), in a process of its own that ends with it, with
+    nothing left by the page before it. Left out of the comparison: the kernel's thread that watches its launcher, and
+    the open files of kinds that differ in number between runs of the same kernel (anon_inode: epoll, eventfd, pidfd)"""
+    zygote_alive()
     cold = _outputs(PROBE, 'lnbfresh', tmp_path)
     first = _outputs([*PROBE, 'x = 1; torch.left_by_the_page_before = 1'], 'lnbfork', tmp_path)
     second = _outputs([*PROBE, 'print("x" in dir(), hasattr(torch, "left_by_the_page_before"))'], 'lnbfork', tmp_path)
     for o in (first, second):
         assert o[0] == cold[0], (cold[0], o[0])
         a, b = json.loads(cold[1]), json.loads(o[1])
+        assert a['leader'], 'a cold kernel leads a session of its own'
         assert a == b, {k: (a[k], b[k]) for k in a if a[k] != b[k]}
     assert second[3].split() == ['False', 'False']
     runs = [o[2].split() for o in (cold, first, second)]
     assert len({r[0] for r in runs}) == 3 and len({r[1] for r in runs}) == 3 and len({r[2] for r in runs}) == 3, runs   # pids, RNG states
-    end = time.monotonic() + 60
-    while not all(_dead(int(r[0])) for r in runs) and time.monotonic() < end: time.sleep(0.1)
-    assert all(_dead(int(r[0])) for r in runs), 'a kernel outlived its notebook'
+    _until_dead([int(r[0]) for r in runs], 'a kernel outlived its notebook')
+
+def test_a_forked_kernel_is_interrupted(fresh_env, tmp_path):
+    "A cell past its time limit, with the client set to interrupt: the interrupt reaches the forked kernel and its subprocess"
+    zygote_alive()
+    out = _outputs(['import subprocess, time\np = subprocess.Popen(["sleep", "600"])\n'
+                    'try: time.sleep(600)\nexcept KeyboardInterrupt: print("interrupted", p.wait(60))'],
+                   'lnbfork', tmp_path, timeout=5, interrupt_on_timeout=True)
+    assert out[0].split() == ['interrupted', '-2'], out   # the sleep got SIGINT too, as the kernel's process group does
 
 def test_a_forked_kernel_stuck_in_a_cell_is_stopped(fresh_env, tmp_path):
-    "A cell past its time limit: the client interrupts, then kills the launcher; the forked kernel ends with it"
+    "A cell past its time limit: the client kills the launcher; the forked kernel and its subprocess end with it"
     from nbclient.exceptions import CellTimeoutError
-    pid_file = tmp_path/'pid'
+    zygote_alive()
+    pids = tmp_path/'pids'
     with pytest.raises(CellTimeoutError):
-        _outputs([f'import os, time\nopen({str(pid_file)!r}, "w").write(str(os.getpid()))\ntime.sleep(600)'], 'lnbfork', tmp_path,
+        _outputs([f'import os, subprocess, time\np = subprocess.Popen(["sleep", "600"])\n'
+                  f'open({str(pids)!r}, "w").write(f"{{os.getpid()}} {{p.pid}}")\ntime.sleep(600)'], 'lnbfork', tmp_path,
                  timeout=5, shutdown_kernel='immediate')
-    pid, end = int(pid_file.read_text()), time.monotonic() + 60
-    while not _dead(pid) and time.monotonic() < end: time.sleep(0.1)
-    assert _dead(pid), 'the forked kernel outlived its launcher'
+    _until_dead([int(p) for p in pids.read_text().split()], 'the forked kernel or its subprocess outlived its launcher')
 
 @pytest.mark.slow
 @pytest.mark.parametrize('name', [n for n in SHOWN if n not in DEV])
 def test_page_runs_alone_in_fresh_env(fresh_env, name, tmp_path):
     """The page's shown cells, in order, hidden cells left out, in a fresh kernel (forked, see above) of the fresh
     environment at the floors, in a folder holding that page alone: it makes its own data and paths"""
+    zygote_alive()
     shutil.copy(root/'nbs'/name, tmp_path/name)
     _run(_shown(tmp_path/name), 'lnbfork', tmp_path)
 
