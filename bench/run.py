@@ -20,11 +20,8 @@ import argparse, sys, time, warnings
 from pathlib import Path
 warnings.filterwarnings('ignore')
 if __package__ in (None, ''): sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run as a script
-import torch
-from bench.sections import SECTIONS
-from bench.sections.memory import rss_child
-from bench.peers import load_fasterai
-from bench import report
+NUMBERS = [1, 2, 3, 4]   # bench/sections' SECTIONS, checked when they are imported: after the arguments, so that a bad
+# one or `--help` answers at once, without the 5 s of importing torch and fastai
 
 def parser():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -41,11 +38,17 @@ def parser():
 
 def main(argv=None):
     ap = parser(); a = ap.parse_args(argv)
-    if a.rss_child: return rss_child(a.rss_child, a.smoke)
     if a.smoke: a.quick, a.reps = False, 1
     want = [int(s) if s.strip().isdigit() else s for s in a.only.split(',')]
-    bad = [s for s in want if s not in SECTIONS]
-    if bad: ap.error(f'--only takes section numbers from {sorted(SECTIONS)}, got {bad}')
+    bad = [s for s in want if s not in NUMBERS]
+    if bad and not a.rss_child: ap.error(f'--only takes section numbers from {NUMBERS}, got {bad}')
+    import torch
+    from bench.sections import SECTIONS
+    from bench.sections.memory import rss_child
+    from bench.peers import load_fasterai
+    from bench import report
+    assert sorted(SECTIONS) == NUMBERS, f'bench/run.py names sections {NUMBERS}, bench/sections has {sorted(SECTIONS)}'
+    if a.rss_child: return rss_child(a.rss_child, a.smoke)
     a.default_threads = torch.get_num_threads()   # torch's default, for the parts that are not side-by-side comparisons
     a.fai, a.fai_why = (None, '--no-fasterai') if a.no_fasterai else load_fasterai()
     if a.fai is None: print(f'fasterai skipped: {a.fai_why}', file=sys.stderr)
