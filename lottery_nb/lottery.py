@@ -164,6 +164,16 @@ def _in_worker(threads, ref, attempt, fn, *args):
 
 def _is_dask(ex): return type(ex).__module__.split('.')[0] == 'distributed'
 
+def _unblock_results(ex):
+    """A worker killed halfway through sending its result leaves the pool's result reader waiting for the rest forever,
+    and `shutdown` with it (a Ctrl-C on `--jobs 2` hung so): once the workers are killed, close this process's end of
+    the results pipe too, so that the reader meets the pipe's end, and the pool ends as broken"""
+    q = getattr(ex, '_result_queue', None)
+    w = getattr(q, '_writer', None)
+    if w is not None:
+        try: w.close()
+        except OSError: pass
+
 class _Tasks:
     "Tasks on an executor: the learner (and its data) sent to each worker once, tickets as bytes, `threads` torch threads each"
     def __init__(self, executor, learn_fn, threads):
@@ -199,6 +209,7 @@ class _Tasks:
         for f in pending: f.cancel()
         if hard:   # a process pool's workers can be ended; a Dask task that runs cannot be, and its row is written whole
             for p in list((getattr(self.ex, '_processes', None) or {}).values()): p.kill()
+            if isinstance(self.ex, ProcessPoolExecutor): _unblock_results(self.ex)
             if hasattr(self.ex, 'shutdown'): self.ex.shutdown(wait=True, cancel_futures=True)
             return
         try: self._wait(pending)

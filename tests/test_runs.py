@@ -263,3 +263,27 @@ def test_dask_workers_with_threads_are_refused():
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
         with pytest.raises(ValueError, match='run several tasks at once in threads of one process'):
             find_ticket(learn_fn, **CONFIG, executor=client.get_executor(), progress=False)
+
+def _die_halfway_through_a_result():
+    "A task of a process pool that starts sending its result, then dies: a worker killed in the middle of a write"
+    import struct
+    f = sys._getframe()
+    while f is not None and 'result_queue' not in f.f_locals: f = f.f_back   # concurrent.futures' `_process_worker`
+    os.write(f.f_locals['result_queue']._writer.fileno(), struct.pack('!i', 1 << 20) + b'x' * 100)   # 100 bytes of 1 MB
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def test_a_worker_killed_halfway_through_its_result_does_not_hang_the_stop():
+    """Ctrl-C with jobs kills the pool's workers and shuts the pool down: one that died halfway through sending a result
+    must not leave that shutdown waiting forever for the rest (it did, once in a suite run: the Ctrl-C test above hung)"""
+    import multiprocessing as mp, threading
+    from concurrent.futures import ProcessPoolExecutor
+    from lottery_nb.lottery import _Tasks
+    ex = ProcessPoolExecutor(1, mp_context=mp.get_context('fork'))
+    f = ex.submit(_die_halfway_through_a_result)
+    end = time.monotonic() + 600   # the worker writes and dies at once; the deadline holds on a machine 3x slower
+    while not (ex._processes and all(not p.is_alive() for p in ex._processes.values())) and time.monotonic() < end: time.sleep(0.05)
+    stop = threading.Thread(target=_Tasks(ex, learn_fn, 1).stop, args=([f], True), daemon=True)
+    stop.start(); stop.join(60)
+    hung = stop.is_alive()
+    if hung: ex._result_queue._writer.close()   # let the pool end, so that this test process can exit, then fail
+    assert not hung, 'stopping a pool whose worker died halfway through a result hung'
