@@ -167,12 +167,14 @@ def _is_dask(ex): return type(ex).__module__.split('.')[0] == 'distributed'
 def _unblock_results(ex):
     """A worker killed halfway through sending its result leaves the pool's result reader waiting for the rest forever,
     and `shutdown` with it (a Ctrl-C on `--jobs 2` hung so): once the workers are killed, close this process's end of
-    the results pipe too, so that the reader meets the pipe's end, and the pool ends as broken"""
-    q = getattr(ex, '_result_queue', None)
-    w = getattr(q, '_writer', None)
-    if w is not None:
-        try: w.close()
-        except OSError: pass
+    the results pipe too, so that the reader meets the pipe's end, and the pool ends as broken. Also this process's
+    (unused) reading end of the tasks pipe: a task bigger than the pipe's buffer, half sent to dead workers, would keep
+    the pool's feeder thread and `shutdown` waiting on Python 3.10 (newer Pythons close it themselves)"""
+    ends = ((getattr(ex, '_result_queue', None), '_writer'), (getattr(ex, '_call_queue', None), '_reader'))
+    for conn in (getattr(q, end, None) for q, end in ends):
+        if conn is not None:
+            try: conn.close()
+            except OSError: pass
 
 class _Tasks:
     "Tasks on an executor: the learner (and its data) sent to each worker once, tickets as bytes, `threads` torch threads each"

@@ -281,9 +281,15 @@ def test_a_worker_killed_halfway_through_its_result_does_not_hang_the_stop():
     ex = ProcessPoolExecutor(1, mp_context=mp.get_context('fork'))
     f = ex.submit(_die_halfway_through_a_result)
     end = time.monotonic() + 600   # the worker writes and dies at once; the deadline holds on a machine 3x slower
-    while not (ex._processes and all(not p.is_alive() for p in ex._processes.values())) and time.monotonic() < end: time.sleep(0.05)
-    stop = threading.Thread(target=_Tasks(ex, learn_fn, 1).stop, args=([f], True), daemon=True)
+    dead = lambda: ex._processes and all(not p.is_alive() for p in ex._processes.values())
+    while not (dead() or f.done()) and time.monotonic() < end: time.sleep(0.05)
+    assert dead() and not f.done(), 'the worker did not die halfway through its result: the test would show nothing'
+    tasks = _Tasks(ex, learn_fn, 1)
+    stop = threading.Thread(target=tasks.stop, args=([f], True), daemon=True)
     stop.start(); stop.join(60)
     hung = stop.is_alive()
-    if hung: ex._result_queue._writer.close()   # let the pool end, so that this test process can exit, then fail
+    if hung:   # let the pool end, so that this test process can exit, then fail
+        ex._result_queue._writer.close(); ex._call_queue._reader.close()
+    from lottery_nb.lottery import _SHIPPED
+    _SHIPPED.pop(tasks.token, None)
     assert not hung, 'stopping a pool whose worker died halfway through a result hung'
