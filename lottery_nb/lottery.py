@@ -222,14 +222,23 @@ class _Tasks:
         if left: warnings.warn(f"waiting for {len(left)} running task(s) to end before giving back the seeds", stacklevel=4)
         while any(not f.done() for f in left): time.sleep(0.2)
 
-def _first_done(pending):
-    "Pop the first of `pending` (futures, in order, with their keys) that is done, waiting for one if none is"
+def _first_done(pending, ex=None):
+    """Pop the first of `pending` (futures, in order, with their keys) that is done, waiting for one if none is. A
+    process pool `ex` that lost a worker (killed: out of memory) fails its tasks at once, unless the worker died
+    halfway through sending a result: then nothing would ever end, so after 5 s its workers are ended here and its
+    tasks fail the same way (`BrokenProcessPool`)"""
+    lost = None
     while True:
         for i, p in enumerate(pending):
             if p[0].done(): del pending[i]; return p
         fs = [p[0] for p in pending]
-        if all(isinstance(f, Future) for f in fs): wait(fs, return_when=FIRST_COMPLETED)
+        if all(isinstance(f, Future) for f in fs): wait(fs, timeout=1, return_when=FIRST_COMPLETED)
         else: time.sleep(0.2)   # futures-like objects (submitit's jobs) are polled
+        if isinstance(ex, ProcessPoolExecutor) and any(p.exitcode not in (None, 0) for p in list((ex._processes or {}).values())):
+            lost = lost or time.monotonic()
+            if time.monotonic() - lost > 5:
+                for p in list((ex._processes or {}).values()): p.kill()
+                _unblock_results(ex)
 
 def _check_executor(executor):
     "Refuse an executor that runs tasks in threads: fits in threads share torch's global seed and the loaders' generator"
@@ -265,7 +274,7 @@ def _run(learn_fn, cfg, seeds, folder, executor, tick, tasks=None):
     try:
         for s in seeds: advance(s, 0, _Ticket(None, None, dict(steps=0, seconds=0.)))
         while pending:
-            f, (s, r, a), task = _first_done(pending)
+            f, (s, r, a), task = _first_done(pending, tasks.ex)
             try: res = tasks.result(f)
             except _Missing: submit((s, r, a), task[0], *task[1], ship=True); continue   # a worker that needs the data once
             except BadInput: raise   # what the user gave (a learner without the metric, ...): trying again cannot help

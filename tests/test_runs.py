@@ -293,3 +293,26 @@ def test_a_worker_killed_halfway_through_its_result_does_not_hang_the_stop():
     from lottery_nb.lottery import _SHIPPED
     _SHIPPED.pop(tasks.token, None)
     assert not hung, 'stopping a pool whose worker died halfway through a result hung'
+
+def _sleep_then(x): time.sleep(x); return x
+
+def test_a_worker_dying_halfway_through_its_result_fails_the_tasks_instead_of_hanging():
+    """A worker of a run's pool killed (out of memory) halfway through sending its result, while another still works:
+    the pool's reader waits forever for the rest, and swallows the other's result. The run's wait ends the pool after
+    5 s instead, and its tasks fail as a broken pool's do (the run then says to run the same call again)"""
+    import multiprocessing as mp, threading
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    from lottery_nb.lottery import _first_done
+    ex = ProcessPoolExecutor(2, mp_context=mp.get_context('fork'))
+    pending = [(ex.submit(_die_halfway_through_a_result), 'dies', None), (ex.submit(_sleep_then, 1), 'works', None)]
+    got = []
+    waiting = threading.Thread(target=lambda: got.append(_first_done(pending, ex)), daemon=True)
+    waiting.start(); waiting.join(120)   # 5 s here; the deadline holds on a machine 3x slower
+    hung = waiting.is_alive()
+    if hung:   # let the pool end, so that this test process can exit, then fail
+        for p in ex._processes.values(): p.kill()
+        ex._result_queue._writer.close(); ex._call_queue._reader.close()
+    assert not hung, 'the wait for a task hung on a pool whose worker died halfway through a result'
+    with pytest.raises(BrokenProcessPool): got[0][0].result()
+    ex.shutdown(wait=True)
