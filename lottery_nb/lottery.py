@@ -164,12 +164,14 @@ def _in_worker(threads, ref, attempt, fn, *args):
 
 def _is_dask(ex): return type(ex).__module__.split('.')[0] == 'distributed'
 
-def _unblock_results(ex):
-    """A worker killed halfway through sending its result leaves the pool's result reader waiting for the rest forever,
-    and `shutdown` with it (a Ctrl-C on `--jobs 2` hung so): once the workers are killed, close this process's end of
+def _end_workers(ex):
+    """Kill a process pool's workers. One killed halfway through sending its result leaves the pool's result reader
+    waiting for the rest forever, and `shutdown` with it (a Ctrl-C on `--jobs 2` hung so): so close this process's end of
     the results pipe too, so that the reader meets the pipe's end, and the pool ends as broken. Also this process's
     (unused) reading end of the tasks pipe: a task bigger than the pipe's buffer, half sent to dead workers, would keep
     the pool's feeder thread and `shutdown` waiting on Python 3.10 (newer Pythons close it themselves)"""
+    for p in list((getattr(ex, '_processes', None) or {}).values()): p.kill()
+    if not isinstance(ex, ProcessPoolExecutor): return
     ends = ((getattr(ex, '_result_queue', None), '_writer'), (getattr(ex, '_call_queue', None), '_reader'))
     for conn in (getattr(q, end, None) for q, end in ends):
         if conn is not None:
@@ -210,8 +212,7 @@ class _Tasks:
             return
         for f in pending: f.cancel()
         if hard:   # a process pool's workers can be ended; a Dask task that runs cannot be, and its row is written whole
-            for p in list((getattr(self.ex, '_processes', None) or {}).values()): p.kill()
-            if isinstance(self.ex, ProcessPoolExecutor): _unblock_results(self.ex)
+            _end_workers(self.ex)
             if hasattr(self.ex, 'shutdown'): self.ex.shutdown(wait=True, cancel_futures=True)
             return
         try: self._wait(pending)
@@ -236,9 +237,7 @@ def _first_done(pending, ex=None):
         else: time.sleep(0.2)   # futures-like objects (submitit's jobs) are polled
         if isinstance(ex, ProcessPoolExecutor) and any(p.exitcode not in (None, 0) for p in list((ex._processes or {}).values())):
             lost = lost or time.monotonic()
-            if time.monotonic() - lost > 5:
-                for p in list((ex._processes or {}).values()): p.kill()
-                _unblock_results(ex)
+            if time.monotonic() - lost > 5: _end_workers(ex)
 
 def _check_executor(executor):
     "Refuse an executor that runs tasks in threads: fits in threads share torch's global seed and the loaders' generator"
