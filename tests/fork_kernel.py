@@ -14,7 +14,7 @@ environment and standard streams, forwards SIGINT (an interrupt), SIGTERM and SI
 ends when the kernel ends. A kernel ends, with its process group, when its launcher is gone (SIGKILLed by Jupyter's
 shutdown) or the Jupyter client that started it is; the zygote ends when the process that started it does.
 Standard library only, plus ipykernel in the zygote."""
-import json, os, select, signal, socket, struct, sys, threading
+import itertools, json, os, select, signal, socket, struct, sys, threading
 
 PRELOAD = ('torch', 'fastai.vision.all', 'lottery_nb.all', 'matplotlib.pyplot')   # after the kernel's own: ipykernel.kernelapp
 INLINE = 'module://matplotlib_inline.backend_inline'   # what ipykernel sets before a page's first import of matplotlib
@@ -30,7 +30,9 @@ def serve(name):
     import importlib, warnings
     import ipykernel.kernelapp   # what a kernel imports as it starts; then what a page imports, whose side effects on
     base, env = warnings.filters[:], dict(os.environ)   # the warning filters and the environment are put in each kernel
+    named = threading._counter()   # the number the next unnamed thread takes ("Thread-N"): a kernel names its own first,
     for m in PRELOAD: importlib.import_module(m)   # in the order a fresh kernel would have them (`_kernel`)
+    threading._counter = itertools.count(named).__next__   # and an import may name one (fastai's first one on a machine)
     global IMPORT_ENV, IMPORT_FILTERS
     IMPORT_ENV = {k: v for k, v in os.environ.items() if env.get(k) != v}
     n = warnings.filters.index(base[0]) if base else len(warnings.filters)

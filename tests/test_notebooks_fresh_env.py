@@ -209,7 +209,8 @@ PROBE = ['print(sorted(dir()))',   # the first thing a page finds defined
          'import json, os, signal, sys, threading, warnings, matplotlib, torch\nfrom fastai.vision.all import *\n'
          'from lottery_nb.all import *\n'
          'def target(f):\n    try: return os.readlink(f"/proc/self/fd/{f}").split(":")[0]\n    except OSError: return None   # the listing\'s own\n'
-         'fds = sorted(t for t in map(target, os.listdir("/proc/self/fd")) if t not in (None, "anon_inode") and "history.sqlite" not in t)\n'
+         'fds = sorted(t for t in map(target, os.listdir("/proc/self/fd")) if t not in (None, "anon_inode")\n'
+         '       and not t.startswith(get_ipython().profile_dir.location))   # history.sqlite, its journal, and its folder, synced by sqlite\n'
          'handler = lambda h: f"{h.__module__}.{h.__qualname__}" if callable(h) else str(h)\n'
          'print(json.dumps(dict(cwd=os.getcwd(), argv0=sys.argv[0], path=sys.path, env=dict(os.environ), backend=matplotlib.get_backend(),\n'
          '    leader=os.getsid(0) == os.getpgid(0) == os.getpid(), main=sys.modules["__main__"].__name__, warn=[str(f) for f in warnings.filters],\n'
@@ -232,7 +233,7 @@ def test_a_forked_kernel_starts_as_a_fresh_one(fresh_env, tmp_path):
     warning filters, signal handlers and mask, open files, threads), in a process of its own that ends with it, with
     nothing left by the page before it. Left out of the comparison: the kernel's thread that watches its launcher, and
     the open files of kinds that differ in number between runs of the same kernel (anon_inode: epoll, eventfd, pidfd;
-    IPython's history database and its journal, written by a thread of its own)"""
+    IPython's history database, its journal and their folder, which sqlite opens to sync, all from a thread of its own)"""
     zygote_alive()
     cold = _outputs(PROBE, 'lnbfresh', tmp_path)
     first = _outputs([*PROBE, 'x = 1; torch.left_by_the_page_before = 1'], 'lnbfork', tmp_path)
