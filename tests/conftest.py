@@ -24,9 +24,18 @@ class LoadFileSpread:
 def pytest_configure(config):
     if config.pluginmanager.hasplugin('xdist'): config.pluginmanager.register(LoadFileSpread(), 'lottery_nb_loadfile_spread')
 
+# The pages whose shown cells take longest under test (10-30 s each here; the others take 1-7 s)
+LONG_PAGES = ('10_tutorial.lottery', '10a_many_seeds', '14_ticket_cost', '12_export', '11_tutorial.analysis')
+
+def _order(item):
+    "0: not a fresh-environment test; 1: a long page; 2: the other fresh-environment tests"
+    if 'fresh_env' not in getattr(item, 'fixturenames', ()): return 0
+    return 1 if any(f'[{p}.ipynb]' in item.nodeid for p in LONG_PAGES) else 2
+
 def pytest_collection_modifyitems(config, items):
-    "The pages run in a fresh environment go last: their environment is made meanwhile (`start_fresh_env`)"
-    items.sort(key=lambda i: 'fresh_env' in getattr(i, 'fixturenames', ()))   # stable: the others keep their order
+    """The pages run in a fresh environment go last: their environment is made meanwhile (`start_fresh_env`). The long
+    ones go first among them, so that the short ones fill the end and no process waits long for the last page"""
+    items.sort(key=_order)   # stable: the others keep their order
 
 @pytest.fixture(scope='session', autouse=True)
 def start_fresh_env(request, tmp_path_factory):

@@ -43,7 +43,7 @@ def test_console_script_installed(monkeypatch):
     assert r.returncode == 0 and '--prune-pct' in r.stdout and '--rewind' in r.stdout
     assert r.stdout == get_parser().format_help()
 
-def test_tiny_run_writes_everything(tmp_path, capfd):
+def test_tiny_run_writes_everything_and_other_settings_are_then_one_line(tmp_path, capfd):
     r = here(capfd, *TINY, '--out', str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert {'results.csv', 'results.png', 'settings.json', 'ticket', 'seed1'} == {p.name for p in tmp_path.iterdir()}
@@ -55,9 +55,7 @@ def test_tiny_run_writes_everything(tmp_path, capfd):
     assert {'es_iter', 'es_acc', 'final_acc', 'val_acc', 'steps', 'find_steps'} <= set(df.columns)
     assert (df.seed == 1).all()   # --seeds 1 is seed 1
 
-def test_settings_changed_is_one_line_before_training(tmp_path, capfd):
-    r = here(capfd, *TINY, '--out', str(tmp_path))
-    assert r.returncode == 0, r.stderr
+    # the same folder asked for other settings: one line, before any training
     rows = (tmp_path/'results.csv').read_text()
     code, err = refused(capfd, *TINY, '--epochs', '2', '--lr', '0.1', '--out', str(tmp_path))   # it reads the data first
     assert code == 2 and 'Traceback' not in err and len(err.strip().splitlines()) == 1, err

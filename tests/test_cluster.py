@@ -68,8 +68,7 @@ def test_slurm_array_with_a_time_limit_a_requeue_on_another_node_and_a_scratch_c
     for p in (t0, t1b, t2):
         o, e = p.communicate(timeout=DEADLINE)
         assert p.returncode == 0, e[-2000:]
-    serial = cli(['--dataset', str(data), '--seeds', '0-2', '--out', str(tmp_path/'serial'), *ARGS])
-    assert serial.wait(DEADLINE) == 0, serial.stderr.read()[-2000:]
+    here(['--dataset', str(data), '--seeds', '0-2', '--out', str(tmp_path/'serial'), *ARGS])   # the reference
     from lottery_nb.store import read_results
     same(read_results(out), read_results(tmp_path/'serial'))
     same(pd.read_csv(out/'results.csv'), read_results(tmp_path/'serial'))
@@ -79,13 +78,27 @@ def worker(kw, host=None, lease=None):
     cmd = [sys.executable, WORKER, json.dumps(kw)]
     return subprocess.Popen(other_host(cmd, host) if host else cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
+def here(args):
+    """The command run by `main` in this process, where torch and fastai are imported already (a process less to start):
+    for a reference run, never for what a test checks. torch's thread count and random states are put back"""
+    import torch
+    from lottery_nb.cli import main
+    threads = torch.get_num_threads()
+    try:
+        with torch.random.fork_rng(): assert main(list(args)) == 0
+    finally: torch.set_num_threads(threads)
+
 @pytest.fixture(scope='module')
 def serial(tmp_path_factory):
-    "The clean serial run the chaos must end in"
-    out = tmp_path_factory.mktemp('serial')/'run'
-    p = worker(dict(seeds=[0, 1, 2], out=str(out)))
-    assert p.wait(DEADLINE) == 0, p.stderr.read()[-2000:]
-    from lottery_nb.store import read_results
+    "The clean serial run the chaos must end in, run here as a worker runs it (one torch thread: the rows are the same on any)"
+    import torch
+    from lottery_nb.all import find_ticket, read_results
+    from run_worker import learn_fn
+    out, threads = tmp_path_factory.mktemp('serial')/'run', torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(): find_ticket(learn_fn, **CONFIG, seeds=[0, 1, 2], out=out, progress=False)
+    finally: torch.set_num_threads(threads)
     return read_results(out)
 
 FAULTS = ('none', 'sigterm', 'sigkill', 'raise')
