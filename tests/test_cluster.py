@@ -2,7 +2,7 @@
 name continues at once, a job that reads a copy of the data at its own scratch path shares the folder, and a chaos run
 (SIGTERM, SIGKILL, a task that raises, a requeue on another host, copies merged from other paths) ends in the rows of a
 clean serial run. Other host names come from `unshare --uts` (as root); without it those parts fail with a line saying so."""
-import json, os, random, shutil, signal, subprocess, sys, time
+import contextlib, json, os, random, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 
@@ -78,15 +78,22 @@ def worker(kw, host=None, lease=None):
     cmd = [sys.executable, WORKER, json.dumps(kw)]
     return subprocess.Popen(other_host(cmd, host) if host else cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
+@contextlib.contextmanager
+def as_before():
+    "torch's thread count and the random states of torch, numpy and random put back after a run in this process"
+    import random, torch
+    threads, py, npr = torch.get_num_threads(), random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]): yield
+    finally: torch.set_num_threads(threads); random.setstate(py); np.random.set_state(npr)
+
 def here(args):
     """The command run by `main` in this process, where torch and fastai are imported already (a process less to start):
-    for a reference run, never for what a test checks. torch's thread count and random states are put back"""
-    import torch
+    for a reference run, never for what a test checks"""
     from lottery_nb.cli import main
-    threads = torch.get_num_threads()
-    try:
-        with torch.random.fork_rng(): assert main(list(args)) == 0
-    finally: torch.set_num_threads(threads)
+    with as_before(): code = main(list(args))
+    if code == 130: raise KeyboardInterrupt   # Ctrl-C stops the tests, as it would without the command's handling
+    assert code == 0, f'the reference run exited {code}'
 
 @pytest.fixture(scope='module')
 def serial(tmp_path_factory):
@@ -94,12 +101,12 @@ def serial(tmp_path_factory):
     import torch
     from lottery_nb.all import find_ticket, read_results
     from run_worker import learn_fn
-    out, threads = tmp_path_factory.mktemp('serial')/'run', torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(): find_ticket(learn_fn, **CONFIG, seeds=[0, 1, 2], out=out, progress=False)
-    finally: torch.set_num_threads(threads)
-    return read_results(out)
+    out = tmp_path_factory.mktemp('serial')/'run'
+    with as_before():
+        torch.set_num_threads(1); find_ticket(learn_fn, **CONFIG, seeds=[0, 1, 2], out=out, progress=False)
+    rows = read_results(out)
+    assert len(rows) == 3 * (1 + CONFIG['rounds'] * (1 + len(CONFIG['controls']))), len(rows)   # 3 seeds: dense, then each round's arms
+    return rows
 
 FAULTS = ('none', 'sigterm', 'sigkill', 'raise')
 

@@ -184,6 +184,11 @@ def _shown(path): return shown(nbformat.read(path, as_version=4))
 DEV = {'97_showdoc.ipynb': 'it documents the docs renderer, a module for contributors that imports nbdev (dev extra)'}
 SHOWN = [n for n in NOTEBOOKS if _shown(root/'nbs'/n).cells]   # 96_developing shows no code: nothing to run
 
+def test_the_long_pages_named_for_the_order_are_pages():
+    "tests/conftest.py runs these pages first among the fresh-environment tests: a renamed page would silently lose its place"
+    from conftest import LONG_PAGES
+    assert {f'{p}.ipynb' for p in LONG_PAGES} <= set(SHOWN)
+
 def test_every_page_but_one_shows_code():
     "A page whose every cell is hidden would pass the copy test by running nothing: the only one is the contributors' guide"
     assert sorted(set(NOTEBOOKS) - set(SHOWN)) == ['96_developing.ipynb']
@@ -209,8 +214,9 @@ PROBE = ['print(sorted(dir()))',   # the first thing a page finds defined
          'import json, os, signal, sys, threading, warnings, matplotlib, torch\nfrom fastai.vision.all import *\n'
          'from lottery_nb.all import *\n'
          'def target(f):\n    try: return os.readlink(f"/proc/self/fd/{f}").split(":")[0]\n    except OSError: return None   # the listing\'s own\n'
+         'ipy = os.path.realpath(get_ipython().profile_dir.location)   # history.sqlite, its journal, and their folder, synced by sqlite\n'
          'fds = sorted(t for t in map(target, os.listdir("/proc/self/fd")) if t not in (None, "anon_inode")\n'
-         '       and not t.startswith(get_ipython().profile_dir.location))   # history.sqlite, its journal, and its folder, synced by sqlite\n'
+         '       and not (t == ipy or t.startswith(ipy + os.sep) or "history.sqlite" in t))\n'
          'handler = lambda h: f"{h.__module__}.{h.__qualname__}" if callable(h) else str(h)\n'
          'print(json.dumps(dict(cwd=os.getcwd(), argv0=sys.argv[0], path=sys.path, env=dict(os.environ), backend=matplotlib.get_backend(),\n'
          '    leader=os.getsid(0) == os.getpgid(0) == os.getpid(), main=sys.modules["__main__"].__name__, warn=[str(f) for f in warnings.filters],\n'
