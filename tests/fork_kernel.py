@@ -39,6 +39,8 @@ def serve(name):
     assert warnings.filters[n:n + len(base)] == base, 'the imports removed or reordered warning filters'
     IMPORT_FILTERS = (warnings.filters[:n], warnings.filters[n + len(base):])
     del warnings.filters[:n], warnings.filters[len(base):]; warnings._filters_mutated()
+    for t in threading.enumerate():   # a thread an import started and cancelled (matplotlib's font-cache notice, a Timer,
+        if t is not threading.current_thread(): t.join(5)   # on a machine's first import) may not have ended yet
     tasks = os.listdir('/proc/self/task')   # native threads too (an OpenMP pool): a fork copies only the calling one
     if len(tasks) != 1: sys.exit(f'fork_kernel: the imports started {len(tasks)} threads: forking is unsafe')
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)   # kernels are reaped as they end: their launchers see them gone
