@@ -1,5 +1,7 @@
-"Shared by the callback tests: a callback that checks the callback's promises as it runs (the learner is `lottery_nb.data.synth_learner`)."
-import torch
+"""Shared by the tests: a callback that checks the callback's promises as it runs (the learner is
+`lottery_nb.data.synth_learner`), and `as_before`, for a run in the tests' own process."""
+import contextlib, random
+import numpy as np, torch
 from fastai.basics import Callback
 from lottery_nb.core import masked_layers, MASK, get_mask
 from lottery_nb.callback import SparsifyCallback
@@ -49,3 +51,11 @@ class CheckInvariants(Callback):
             if e['event'] == 'reset': self._check_reset()
         self.seen = len(self.cb.events)
         self._check_masks()
+
+@contextlib.contextmanager
+def as_before():
+    "torch's thread count and the random states of torch, numpy and random put back after a run in this process"
+    threads, py, npr = torch.get_num_threads(), random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(): yield
+    finally: torch.set_num_threads(threads); random.setstate(py); np.random.set_state(npr)

@@ -5,6 +5,8 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT/'tests'))
+from helpers import as_before
 EXE = [sys.executable, '-c', 'import sys; from lottery_nb.cli import main; sys.exit(main())']
 TINY = ['--rounds', '2', '--epochs', '1', '--seeds', '1', '--no-progress']
 
@@ -16,15 +18,11 @@ def here(capfd, *args):
     thread count and the random states it sets are put back. What only a fresh process shows (an import the command
     lacks, its exit code, its signals) is checked by the tests that run the console script: `--help`, a bad option,
     Ctrl-C, `--jobs 2` (each job a process of its own), downloads."""
-    import random, numpy as np, torch
     from lottery_nb.cli import main
     capfd.readouterr()
-    threads, py, npr = torch.get_num_threads(), random.getstate(), np.random.get_state()
-    try:
-        with torch.random.fork_rng():
-            try: code = main(list(args))
-            except SystemExit as e: code = e.code   # argparse's own errors exit, as they do from the console script
-    finally: torch.set_num_threads(threads); random.setstate(py); np.random.set_state(npr)
+    with as_before():
+        try: code = main(list(args))
+        except SystemExit as e: code = e.code   # argparse's own errors exit, as they do from the console script
     out, err = capfd.readouterr()
     return subprocess.CompletedProcess(['lottery_nb', *args], code, out, err)
 

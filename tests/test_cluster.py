@@ -2,12 +2,13 @@
 name continues at once, a job that reads a copy of the data at its own scratch path shares the folder, and a chaos run
 (SIGTERM, SIGKILL, a task that raises, a requeue on another host, copies merged from other paths) ends in the rows of a
 clean serial run. Other host names come from `unshare --uts` (as root); without it those parts fail with a line saying so."""
-import contextlib, json, os, random, shutil, signal, subprocess, sys, time
+import json, os, random, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from run_worker import CONFIG
+from helpers import as_before
 
 WORKER = str(Path(__file__).parent/'run_worker.py')
 CLOCK = ['seconds', 'find_seconds']
@@ -77,15 +78,6 @@ def worker(kw, host=None, lease=None):
     env = {**ENV, **({'LOTTERY_NB_LEASE': str(lease)} if lease else {})}
     cmd = [sys.executable, WORKER, json.dumps(kw)]
     return subprocess.Popen(other_host(cmd, host) if host else cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-@contextlib.contextmanager
-def as_before():
-    "torch's thread count and the random states of torch, numpy and random put back after a run in this process"
-    import random, torch
-    threads, py, npr = torch.get_num_threads(), random.getstate(), np.random.get_state()
-    try:
-        with torch.random.fork_rng(devices=[]): yield
-    finally: torch.set_num_threads(threads); random.setstate(py); np.random.set_state(npr)
 
 def here(args):
     """The command run by `main` in this process, where torch and fastai are imported already (a process less to start):

@@ -276,7 +276,7 @@ def test_a_worker_killed_halfway_through_its_result_does_not_hang_the_stop():
     must not leave that shutdown waiting forever for the rest (it did, once in a suite run: the Ctrl-C test above hung)"""
     import multiprocessing as mp, threading
     from concurrent.futures import ProcessPoolExecutor
-    from lottery_nb.lottery import _Tasks
+    from lottery_nb.lottery import _Tasks, _end_workers
     ex = ProcessPoolExecutor(1, mp_context=mp.get_context('fork'))
     f = ex.submit(_die_halfway_through_a_result)
     end = time.monotonic() + 600   # the worker writes and dies at once; the deadline holds on a machine 3x slower
@@ -287,8 +287,7 @@ def test_a_worker_killed_halfway_through_its_result_does_not_hang_the_stop():
     stop = threading.Thread(target=tasks.stop, args=([f], True), daemon=True)
     stop.start(); stop.join(60)
     hung = stop.is_alive()
-    if hung:   # let the pool end, so that this test process can exit, then fail
-        ex._result_queue._writer.close(); ex._call_queue._reader.close()
+    if hung: _end_workers(ex)   # let the pool end, so that this test process can exit, then fail
     from lottery_nb.lottery import _SHIPPED
     _SHIPPED.pop(tasks.token, None)
     assert not hung, 'stopping a pool whose worker died halfway through a result hung'
@@ -302,16 +301,14 @@ def test_a_worker_dying_halfway_through_its_result_fails_the_tasks_instead_of_ha
     import multiprocessing as mp, threading
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
-    from lottery_nb.lottery import _first_done
+    from lottery_nb.lottery import _first_done, _end_workers
     ex = ProcessPoolExecutor(2, mp_context=mp.get_context('fork'))
     pending = [(ex.submit(_die_halfway_through_a_result), 'dies', None), (ex.submit(_sleep_then, 1), 'works', None)]
     got = []
     waiting = threading.Thread(target=lambda: got.append(_first_done(pending, ex)), daemon=True)
     waiting.start(); waiting.join(120)   # 5 s here; the deadline holds on a machine 3x slower
     hung = waiting.is_alive()
-    if hung:   # let the pool end, so that this test process can exit, then fail
-        for p in ex._processes.values(): p.kill()
-        ex._result_queue._writer.close(); ex._call_queue._reader.close()
+    if hung: _end_workers(ex)   # let the pool end, so that this test process can exit, then fail
     assert not hung, 'the wait for a task hung on a pool whose worker died halfway through a result'
     with pytest.raises(BrokenProcessPool): got[0][0].result()
     ex.shutdown(wait=True)
