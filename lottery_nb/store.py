@@ -191,10 +191,12 @@ class RunFolder:
         "Append one line to `failures.log`, with the time, host and process: where a person looks for what went wrong"
         with open(self.failures_file, 'a') as f: f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {socket.gethostname()} pid {os.getpid()}: {line}\n")
     def write_summary(self):
-        "Rewrite `results.csv` from every row in the folder, one writer at a time"
+        "Rewrite `results.csv` from every row in the folder, one writer at a time; none while the folder holds no row"
         if not self.row_files() and (Path(self.path)/RESULTS).exists(): return   # a summary kept without its seeds (runs/)
         with Lease(Path(self.path)/'.results.lock', f"the summary of {str(self.path)!r}").acquire(wait=150):   # past a dead lease
-            with atomic_path(Path(self.path)/RESULTS) as tmp: self.rows().to_csv(tmp, index=False)
+            rows = self.rows()
+            if rows.empty: return   # every job stopped before its first row: an empty file is a table nothing reads
+            with atomic_path(Path(self.path)/RESULTS) as tmp: rows.to_csv(tmp, index=False)
     def undo_new(self, existed:bool):
         "Remove a folder this run made and that holds no work yet (nobody else holds a seed in it): the folder as it was"
         p = Path(self.path)
@@ -265,5 +267,7 @@ def read_results(
         except Exception as e: raise RunFolderError(f"{str(path/RESULTS)!r} cannot be read ({type(e).__name__}): it is not a results table") from None
     if not (path/SETTINGS).exists(): raise RunFolderError(f"{str(path)!r} is not a results folder: it has no {SETTINGS}")
     run = RunFolder(path)
-    if not run.row_files() and (path/RESULTS).exists(): return pd.read_csv(path/RESULTS)   # its summary, kept without the seeds (runs/)
+    if not run.row_files() and (path/RESULTS).exists():   # its summary, kept without the seeds (runs/)
+        try: return pd.read_csv(path/RESULTS)
+        except pd.errors.EmptyDataError: pass   # the empty summary an older version wrote while the folder held no row
     return run.rows()

@@ -1,14 +1,17 @@
 """A study that survives a real cluster: SIGTERM at a time limit gives the seed back, a job requeued under another host
 name continues at once, a job that reads a copy of the data at its own scratch path shares the folder, and a chaos run
 (SIGTERM, SIGKILL, a task that raises, a requeue on another host, copies merged from other paths) ends in the rows of a
-clean serial run. Other host names come from `unshare --uts` (as root); without it those parts fail with a line saying so."""
-import json, os, random, shutil, signal, subprocess, sys, time
+clean serial run. Other host names come from a UTS namespace of the job's own (what `unshare --uts` makes, as root);
+without root those parts fail with a line saying so. The jobs are forked warm (tests/fork_job.py): processes of their
+own, signalled and killed like any other, without 3-4 s of imports each."""
+import json, os, random, shutil, signal, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from run_worker import CONFIG
 from helpers import as_before
+from fork_job import Zygote
 
 WORKER = str(Path(__file__).parent/'run_worker.py')
 CLOCK = ['seconds', 'find_seconds']
@@ -20,11 +23,11 @@ def same(a, b):
     a, b = (d.drop(columns=CLOCK).sort_values(key).reset_index(drop=True) for d in (a, b))
     pd.testing.assert_frame_equal(a, b, check_exact=True)
 
-def other_host(cmd, host):
-    "`cmd` run under another host name, as a job requeued on another node"
-    if os.geteuid() != 0 or not shutil.which('unshare'):
-        pytest.fail("a requeue on another host needs `unshare --uts` as root (CI and the dev machines run as root)")
-    return ['unshare', '--uts', 'sh', '-c', f'hostname {host} && exec "$0" "$@"', *cmd]
+def other_host(host):
+    "`host`, a host name for a job requeued on another node, once it is known that one can be given"
+    if host and os.geteuid() != 0:
+        pytest.fail("a requeue on another host needs a UTS namespace, made as root (CI and the dev machines run as root)")
+    return host
 
 def wait_for(what, cond, procs=()):
     "Wait until `cond()`; fail with a line that says what was awaited"
@@ -37,9 +40,14 @@ def wait_for(what, cond, procs=()):
 
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
 
-def cli(args, host=None, **kw):
-    cmd = [sys.executable, '-c', 'import sys; from lottery_nb.cli import main; sys.exit(main())', *args]
-    return subprocess.Popen(other_host(cmd, host) if host else cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, **kw)
+@pytest.fixture(scope='module')
+def zygote(tmp_path_factory):
+    "This file's jobs, forked warm (tests/fork_job.py), with the environment ENV"
+    with Zygote(ENV, log=tmp_path_factory.mktemp('zygote')/'zygote.log') as z: yield z
+
+def cli(zygote, args, host=None):
+    "The command `lottery_nb ARGS`, a job of its own, used as a `subprocess.Popen` with text pipes is"
+    return zygote.job(['-c', 'import sys; from lottery_nb.cli import main; sys.exit(main())', *args], host=other_host(host))
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
@@ -53,19 +61,19 @@ def data(tmp_path_factory):
 ARGS = ['--rounds', '2', '--epochs', '1', '--controls', 'reinit', '--no-progress', '--threads', '1']
 
 @pytest.mark.slow
-def test_slurm_array_with_a_time_limit_a_requeue_on_another_node_and_a_scratch_copy(tmp_path, data):
+def test_slurm_array_with_a_time_limit_a_requeue_on_another_node_and_a_scratch_copy(tmp_path, data, zygote):
     "Three array tasks share a folder: task 1 is SIGTERMed and requeued on node-b; task 2 reads its own copy of the data"
     out = tmp_path/'shared'
     scratch = tmp_path/'node-c-scratch'; scratch.mkdir(); shutil.copy(data, scratch/'mnist1d.npz')
-    t0 = cli(['--dataset', str(data), '--seeds', '0', '--out', str(out), *ARGS])
-    t1 = cli(['--dataset', str(data), '--seeds', '1', '--out', str(out), *ARGS])
+    t0 = cli(zygote, ['--dataset', str(data), '--seeds', '0', '--out', str(out), *ARGS])
+    t1 = cli(zygote, ['--dataset', str(data), '--seeds', '1', '--out', str(out), *ARGS])
     wait_for('task 1 to write its first row', lambda: list(out.glob('seed1/round*/*.json')), [t1])
     t1.send_signal(signal.SIGTERM)   # the time limit
     o1, e1 = t1.communicate(timeout=DEADLINE)
     assert t1.returncode == 143 and 'stopped by SIGTERM; the seeds were given back' in e1, e1[-2000:]
     assert not (out/'seed1'/'.lock').exists()   # given back: the requeued task need not wait for a lease to go stale
-    t1b = cli(['--dataset', str(data), '--seeds', '1', '--out', str(out), *ARGS], host='node-b')   # requeued elsewhere
-    t2 = cli(['--dataset', str(scratch/'mnist1d.npz'), '--seeds', '2', '--out', str(out), *ARGS])
+    t1b = cli(zygote, ['--dataset', str(data), '--seeds', '1', '--out', str(out), *ARGS], host='node-b')   # requeued elsewhere
+    t2 = cli(zygote, ['--dataset', str(scratch/'mnist1d.npz'), '--seeds', '2', '--out', str(out), *ARGS])
     for p in (t0, t1b, t2):
         o, e = p.communicate(timeout=DEADLINE)
         assert p.returncode == 0, e[-2000:]
@@ -74,10 +82,10 @@ def test_slurm_array_with_a_time_limit_a_requeue_on_another_node_and_a_scratch_c
     same(read_results(out), read_results(tmp_path/'serial'))
     same(pd.read_csv(out/'results.csv'), read_results(tmp_path/'serial'))
 
-def worker(kw, host=None, lease=None):
+def worker(zygote, kw, host=None, lease=None):
+    "`python tests/run_worker.py KW`, a job of its own (see `cli`)"
     env = {**ENV, **({'LOTTERY_NB_LEASE': str(lease)} if lease else {})}
-    cmd = [sys.executable, WORKER, json.dumps(kw)]
-    return subprocess.Popen(other_host(cmd, host) if host else cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return zygote.job([WORKER, json.dumps(kw)], env=env, host=other_host(host))
 
 def here(args):
     """The command run by `main` in this process, where torch and fastai are imported already (a process less to start):
@@ -95,15 +103,18 @@ def serial(tmp_path_factory):
     from run_worker import learn_fn
     out = tmp_path_factory.mktemp('serial')/'run'
     with as_before():
+        t0 = time.monotonic()
         torch.set_num_threads(1); find_ticket(learn_fn, **CONFIG, seeds=[0, 1, 2], out=out, progress=False)
     rows = read_results(out)
+    rows.attrs['seconds'] = time.monotonic() - t0   # the three seeds' fits, one after another: the chaos's time scale
     assert len(rows) == 3 * (1 + CONFIG['rounds'] * (1 + len(CONFIG['controls']))), len(rows)   # 3 seeds: dense, then each round's arms
     return rows
 
 FAULTS = ('none', 'sigterm', 'sigkill', 'raise')
 
-def chaos(tmp_path, serial, rng, n_rounds):
-    "Workers on one folder under injected faults, run again until done; then the folder split into copies and merged"
+def chaos(tmp_path, serial, rng, n_rounds, zygote, window):
+    """Workers on one folder under injected faults, run again until done; then the folder split into copies and merged.
+    A signal lands at a random moment of the first `window` seconds of its job: about as long as its fits take"""
     from lottery_nb.store import read_results
     from lottery_nb.merge import merge_runs
     out, lease, log = tmp_path/'shared', 3, []
@@ -114,10 +125,10 @@ def chaos(tmp_path, serial, rng, n_rounds):
         for s in (0, 1, 2):
             fault = rng.choice(FAULTS) if it < n_rounds - 1 else 'none'   # the last try runs clean
             kw = dict(seeds=[s], out=str(out), **({'raise_at_write': rng.randint(1, 8)} if fault == 'raise' else {}))
-            p = worker(kw, host=rng.choice([None, 'node-b', 'node-c']), lease=lease)
+            p = worker(zygote, kw, host=rng.choice([None, 'node-b', 'node-c']), lease=lease)
             ps.append((p, fault)); log.append((it, s, fault))
-        t0 = time.monotonic()   # each signalled job gets its signal at its own random moment of its first 12 s
-        for at, p, fault in sorted(((rng.uniform(0, 12), p, f) for p, f in ps if f in ('sigterm', 'sigkill')), key=lambda t: t[0]):
+        t0 = time.monotonic()   # each signalled job gets its signal at its own random moment
+        for at, p, fault in sorted(((rng.uniform(0, window), p, f) for p, f in ps if f in ('sigterm', 'sigkill')), key=lambda t: t[0]):
             time.sleep(max(0., t0 + at - time.monotonic()))
             p.send_signal(signal.SIGTERM if fault == 'sigterm' else signal.SIGKILL)
         for s, (p, fault) in enumerate(ps):
@@ -141,6 +152,7 @@ def chaos(tmp_path, serial, rng, n_rounds):
     return log
 
 @pytest.mark.slow
-def test_chaos(tmp_path, serial):
-    "About a minute: 3 workers, random faults, at most 4 tries (the last one clean)"
-    chaos(tmp_path, serial, random.Random(int(os.environ.get('CHAOS_SEED', 0))), 4)
+def test_chaos(tmp_path, serial, zygote):
+    "3 workers, random faults, at most 4 tries (the last one clean)"
+    # three jobs on one folder take about half the time of the three seeds one after another, here on two cores
+    chaos(tmp_path, serial, random.Random(int(os.environ.get('CHAOS_SEED', 0))), 4, zygote, window=serial.attrs['seconds'] / 2)

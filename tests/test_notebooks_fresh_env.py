@@ -78,6 +78,10 @@ def _link_torch(venv):
     names = {p.name.split('-')[0].lower() for p in dest.glob('*.dist-info')}
     assert {'torch', 'torchvision'} <= names, f'torch and torchvision were not linked into {dest}: found {sorted(names)}'
 
+# Python writes the bytecode of what it imports, as in Colab: these machines set PYTHONDONTWRITEBYTECODE, which would
+# make every kernel and every process a page starts compile its imports again (an empty value turns it off)
+BYTECODE = {'PYTHONDONTWRITEBYTECODE': ''}
+
 def _install(tmp):
     "A virtual environment in `tmp`/venv with the package at its floors and ipykernel, registered as the kernel `lnbfresh`"
     src = tmp/'src'; src.mkdir()
@@ -89,9 +93,9 @@ def _install(tmp):
     t0 = time.time()
     _link_torch(venv)
     floors = tmp/'floors.txt'; floors.write_text('\n'.join(lowest_versions()) + '\n')
-    # the export and many-seeds pages need their extras. pip compiles every module (60 s of CPU here, 37 without): kept,
-    # since where PYTHONDONTWRITEBYTECODE is set (as on these machines) each kernel would otherwise compile its imports
-    r = subprocess.run([str(py), '-m', 'pip', 'install', '-q', f'{src}[export,cluster,hub]', 'ipykernel', '-c', str(floors)],
+    # the export and many-seeds pages need their extras. Not byte-compiled by pip (every module: 59 s of CPU here against
+    # 34 without); the environment's processes write the bytecode of what they import instead (BYTECODE), about 3 s of CPU once
+    r = subprocess.run([str(py), '-m', 'pip', 'install', '-q', '--no-compile', f'{src}[export,cluster,hub]', 'ipykernel', '-c', str(floors)],
                        capture_output=True, text=True, timeout=INSTALL_S)
     assert r.returncode == 0, r.stderr[-2000:]
     print(f'fresh venv installed in {time.time()-t0:.0f} s')
@@ -106,7 +110,7 @@ def _install(tmp):
     kdir = tmp/'jupyter'/'kernels'/'lnbfresh'; kdir.mkdir(parents=True)
     (kdir/'kernel.json').write_text(json.dumps(dict(argv=[str(py), '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
                                                     display_name='lottery_nb fresh', language='python',
-                                                    env={'PATH': f"{venv/'bin'}{os.pathsep}{os.environ['PATH']}"})))   # the venv's own `lottery_nb` command first, as in Colab
+                                                    env={'PATH': f"{venv/'bin'}{os.pathsep}{os.environ['PATH']}", **BYTECODE})))   # the venv's own `lottery_nb` command first, as in Colab
 
 def shared_env(tmp_path_factory):
     """The fresh environment, made once per test session: under pytest-xdist the first process to ask makes it, in the

@@ -10,6 +10,7 @@ from lottery_nb.all import find_ticket, read_results, RunFolderError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from run_worker import learn_fn, CONFIG
+from fork_job import Zygote
 
 WORKER = str(Path(__file__).parent/'run_worker.py')
 CLOCK = ['seconds', 'find_seconds']   # wall-clock columns: the only ones that may differ between two runs
@@ -35,8 +36,69 @@ def reference(tmp_path_factory, one_thread):
         refs[rw] = find_ticket(learn_fn, **{**CONFIG, 'rewind': rw}, seeds=[0, 1], out=out, progress=False)
     return refs
 
-def job(kw, **popen):
-    return subprocess.Popen([sys.executable, WORKER, json.dumps(kw)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+@pytest.fixture(scope='module')
+def zygote(tmp_path_factory):
+    "The jobs of this file forked warm (tests/fork_job.py): processes of their own, without 3-4 s of imports each"
+    with Zygote({**os.environ, 'OMP_NUM_THREADS': '1'}, log=tmp_path_factory.mktemp('zygote')/'zygote.log') as z: yield z
+
+def job(zygote, kw):
+    "`python tests/run_worker.py KW`, forked by `zygote`: used as a `subprocess.Popen` with text pipes is"
+    return zygote.job([WORKER, json.dumps(kw)])
+
+# How a process ends, as its argument says; and what a job sees as it starts, printed as one line of JSON
+ENDINGS = """import os, signal, sys, time
+how = sys.argv[1]
+if how == 'exit': sys.exit(3)
+if how == 'message': sys.exit('a message, not a number')
+if how == 'raise': raise ValueError('a failing job')
+if how == 'ctrl-c': raise KeyboardInterrupt
+if how == 'sigterm': os.kill(os.getpid(), signal.SIGTERM)
+if how == 'sleep': time.sleep(600)
+"""
+PROBE = """import json, os, random, signal, socket, sys, warnings
+import numpy as np, torch, fastai.basics, lottery_nb.all
+def fds():
+    seen = []
+    for f in sorted(os.listdir('/proc/self/fd'), key=int):
+        try: t = os.readlink(f'/proc/self/fd/{f}')
+        except OSError: continue   # the listing's own
+        seen.append([int(f), t.split(':')[0] if t.startswith(('pipe:', 'socket:')) else t])
+    return seen
+print(json.dumps(dict(argv=sys.argv, path=sys.path, cwd=os.getcwd(), env=dict(os.environ), host=socket.gethostname(),
+    pgid=os.getpgid(0), sid=os.getsid(0), name=__name__, fds=fds(), threads=len(os.listdir('/proc/self/task')),
+    signals={s.name: str(signal.getsignal(s)) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                                                         signal.SIGCHLD, signal.SIGPIPE)},
+    torch_threads=torch.get_num_threads(), filters=len(warnings.filters),
+    draws=[random.random(), float(np.random.rand()), torch.initial_seed(), torch.rand(1).item()])), flush=True)
+""" + ENDINGS
+
+def test_a_forked_job_is_a_fresh_process(zygote, tmp_path):
+    """A job forked by the zygote and the same run by a new interpreter see the same (arguments, paths, environment,
+    process group, open files, signal handling, threads, torch's settings) but their random draws, and end the same way"""
+    import socket
+    for name, text in (('probe.py', PROBE), ('endings.py', ENDINGS)): (tmp_path/name).write_text(text)
+    cold = lambda script, how: subprocess.Popen([sys.executable, str(tmp_path/script), how], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                                stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=zygote.env)
+    forked = lambda script, how, **kw: zygote.job([str(tmp_path/script), how], cwd=tmp_path, **kw)
+    # the last line of stderr (`ValueError: a failing job`, `KeyboardInterrupt`), leaving out what imports print (torch's
+    # notice as fastai imports), which a forked job does not print again
+    last = lambda e: [l for l in e.splitlines() if 'Warning: ' not in l and l.strip() != 'warnings.warn('][-1:]
+    ends = {'exit': 3, 'message': 1, 'raise': 1, 'ctrl-c': -signal.SIGINT, 'sigterm': -signal.SIGTERM, 'sleep': -signal.SIGKILL}
+    for how, code in ends.items():   # a script that imports nothing, so that the new interpreters start in milliseconds
+        ps = cold('endings.py', how), forked('endings.py', how)
+        if how == 'sleep':
+            time.sleep(0.5)
+            for p in ps: p.kill()
+        (_, e0), (_, e1) = (p.communicate(timeout=600) for p in ps)
+        assert [p.returncode for p in ps] == [code, code] and last(e0) == last(e1), (how, ps[0].returncode, ps[1].returncode, e0[-1500:], e1[-1500:])
+    ps = cold('probe.py', 'raise'), forked('probe.py', 'raise'), forked('probe.py', 'exit', host='node-z')   # the last: a requeue on another node
+    (o0, e0), (o1, e1), (o2, _) = (p.communicate(timeout=600) for p in ps)
+    assert [p.returncode for p in ps] == [1, 1, 3] and last(e0) == last(e1) == ['ValueError: a failing job'], (e0[-1500:], e1[-1500:])
+    seen = [json.loads(o) for o in (o0, o1, o2)]
+    draws = [v.pop('draws') for v in seen]
+    assert seen[0] == seen[1], {k: (seen[0].get(k), seen[1].get(k)) for k in seen[0].keys() | seen[1].keys() if seen[0].get(k) != seen[1].get(k)}
+    assert all(a != b for a, b in zip(draws[1], draws[2])), draws   # each job seeded anew, as a new process is
+    assert seen[2]['host'] == 'node-z' and socket.gethostname() != 'node-z'   # this process's host name is its own still
 
 class Crash(BaseException): pass
 
@@ -67,11 +129,11 @@ def test_crash_at_any_write_then_resume_gives_the_same_rows(tmp_path, reference,
     assert not list((tmp_path/'run').rglob('*.tmp'))   # the crash left no half file in place
 
 @pytest.mark.slow
-def test_kill_9_during_a_write_and_at_a_random_moment(tmp_path, reference, one_thread):
+def test_kill_9_during_a_write_and_at_a_random_moment(tmp_path, reference, one_thread, zygote):
     out = tmp_path/'run'
-    p = job(dict(seeds=[0, 1], out=str(out), kill_at_write=7)); p.wait(900)
+    p = job(zygote, dict(seeds=[0, 1], out=str(out), kill_at_write=7)); p.wait(900)
     assert p.returncode == -9
-    p = job(dict(seeds=[0, 1], out=str(out)))
+    p = job(zygote, dict(seeds=[0, 1], out=str(out)))
     end = time.monotonic() + 600   # then again, killed once it has written a few rows (or at whatever moment it is then)
     while len(list(out.glob('seed*/round*/*.json'))) < 8 and p.poll() is None and time.monotonic() < end: time.sleep(0.05)
     p.kill(); p.wait(60)
@@ -79,10 +141,10 @@ def test_kill_9_during_a_write_and_at_a_random_moment(tmp_path, reference, one_t
     same(read_results(out), reference[0] if CONFIG['rewind'] == 0 else reference['10it'])
 
 @pytest.mark.slow
-def test_four_jobs_share_a_folder_and_the_same_seed_twice_is_refused(tmp_path, reference):
+def test_four_jobs_share_a_folder_and_the_same_seed_twice_is_refused(tmp_path, reference, zygote):
     out = tmp_path/'run'
-    ps = [job(dict(seeds=[s], out=str(out))) for s in (0, 1, 2)]
-    dup = job(dict(seeds=[0], out=str(out)))   # the fourth asks for seed 0 too
+    ps = [job(zygote, dict(seeds=[s], out=str(out))) for s in (0, 1, 2)]
+    dup = job(zygote, dict(seeds=[0], out=str(out)))   # the fourth asks for seed 0 too
     holder = wait_for_lock(out/'seed0'/'.lock', [*ps, dup])
     os.kill(holder, signal.SIGSTOP)   # whichever of the two holds seed 0 pauses, lock held, while the other asks for it
     other = next(p for p in (ps[0], dup) if p.pid != holder)
@@ -210,15 +272,15 @@ def test_the_data_reach_each_worker_once(one_thread):
           f"{sum(big) / 1e6:.0f} MB ({len(big)} copies), where one copy per fit would be {6 * size / 1e6:.0f} MB")
 
 @pytest.mark.slow
-def test_ctrl_c_with_jobs_leaves_no_lock_and_no_worker_writing(tmp_path, reference):
+def test_ctrl_c_with_jobs_leaves_no_lock_and_no_worker_writing(tmp_path, reference, zygote):
     "Ctrl-C on a run with two worker processes: it stops, kills its workers, gives the seeds back; the same run resumes to the serial rows"
     out = tmp_path/'run'
-    cmd = [sys.executable, '-c', 'import sys; from lottery_nb.cli import main; sys.exit(main())', '--dataset', 'mnist1d',
+    cmd = ['-c', 'import sys; from lottery_nb.cli import main; sys.exit(main())', '--dataset', 'mnist1d',
            '--seeds', '0', '1', '--rounds', '2', '--epochs', '1', '--jobs', '2', '--no-progress', '--out', str(out)]
     # a shell that runs the tests in the background leaves SIGINT ignored, which a child inherits: the command turns it
-    # into KeyboardInterrupt itself, as Python does in a terminal
-    ctrl_c = [cmd[0], '-c', 'import signal; signal.signal(signal.SIGINT, signal.default_int_handler); ' + cmd[2], *cmd[3:]]
-    p = subprocess.Popen(ctrl_c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    # into KeyboardInterrupt itself, as Python does in a terminal. Both commands are jobs of their own (`zygote`)
+    ctrl_c = ['-c', 'import signal; signal.signal(signal.SIGINT, signal.default_int_handler); ' + cmd[1], *cmd[2:]]
+    p = zygote.job(ctrl_c)
     end = time.monotonic() + 600
     while not list(out.glob('seed*/round*/*.json')) and p.poll() is None and time.monotonic() < end: time.sleep(0.05)
     assert p.poll() is None, f"the run ended (or never wrote a row in 600 s) before Ctrl-C: {p.stderr.read()[-2000:]}"
@@ -228,9 +290,9 @@ def test_ctrl_c_with_jobs_leaves_no_lock_and_no_worker_writing(tmp_path, referen
     assert not list(out.glob('seed*/.lock'))
     files = sorted(out.rglob('*')); time.sleep(3)
     assert sorted(out.rglob('*')) == files   # no worker still writing
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, 'OMP_NUM_THREADS': '1'})
-    assert r.returncode == 0, r.stderr[-2000:]
-    i = cmd.index('--jobs'); serial = cmd[3:i] + cmd[i + 2:-1] + [str(tmp_path/'serial')]   # one job, in this process
+    r = zygote.job(cmd); err = r.communicate(timeout=600)[1]
+    assert r.returncode == 0, err[-2000:]
+    i = cmd.index('--jobs'); serial = cmd[2:i] + cmd[i + 2:-1] + [str(tmp_path/'serial')]   # one job, in this process
     from lottery_nb.cli import main
     assert main(serial) == 0
     same(read_results(out), read_results(tmp_path/'serial'))
