@@ -91,8 +91,8 @@ def _kernel(req, fds):
     import importlib.util
     sys.argv = [importlib.util.find_spec('ipykernel_launcher').origin, *req['argv']]   # as `python -m ipykernel_launcher` has it
     del sys.path[0]   # the zygote's folder; ipykernel_launcher removes the working folder `-m` puts there
-    import random, numpy as np
-    random.seed(); np.random.seed()   # seeded from the OS as in a new process, not copies of the zygote's states
+    import random, numpy as np, torch
+    random.seed(); np.random.seed(); torch.seed()   # seeded from the OS as in a new process, not copies of the zygote's states
     # A cold kernel ends when the Jupyter client that started it does (ipykernel's parent poller, which cannot tell here);
     # this one also when its launcher does: it ends with its process group, as Jupyter kills a kernel's
     watched = [os.pidfd_open(req['launcher'])] + [os.pidfd_open(int(p)) for p in [os.environ.get('JPY_PARENT_PID')] if p]

@@ -228,7 +228,7 @@ PROBE = ['print(sorted(dir()))',   # the first thing a page finds defined
          '    mask=sorted(map(int, signal.pthread_sigmask(signal.SIG_BLOCK, []))), stdout=type(sys.stdout).__name__,\n'
          '    fds=fds, threads=sorted(t.name for t in threading.enumerate() if t.name != "launcher watch"),\n'
          '    torch_threads=torch.get_num_threads())))',
-         'import random, numpy as np\nprint(os.getpid(), random.random(), np.random.rand())']
+         'import random, numpy as np\nprint(os.getpid(), random.random(), np.random.rand(), torch.initial_seed())']
 
 def _dead(pid): return not Path(f'/proc/{pid}').exists() or Path(f'/proc/{pid}/stat').read_text().rpartition(')')[2].split()[0] in 'ZX'
 
@@ -255,7 +255,7 @@ def test_a_forked_kernel_starts_as_a_fresh_one(fresh_env, tmp_path):
         assert a == b, {k: (a[k], b[k]) for k in a if a[k] != b[k]}
     assert second[3].split() == ['False', 'False']
     runs = [o[2].split() for o in (cold, first, second)]
-    assert len({r[0] for r in runs}) == 3 and len({r[1] for r in runs}) == 3 and len({r[2] for r in runs}) == 3, runs   # pids, RNG states
+    assert all(len({r[i] for r in runs}) == 3 for i in range(4)), runs   # pids; random's, numpy's and torch's states
     _until_dead([int(r[0]) for r in runs], 'a kernel outlived its notebook')
 
 def test_a_forked_kernel_is_interrupted(fresh_env, tmp_path):
