@@ -1,14 +1,16 @@
 """Test jobs that start warm: `python SCRIPT ARGS` or `python -c CODE ARGS` forked from a process (the zygote) that has
 imported torch, fastai and lottery_nb and run nothing else, instead of a new interpreter importing them (3-4 s of CPU
-a job here). The tests of results folders start 20-odd jobs that share a folder, SIGTERM, SIGKILL and SIGSTOP them at
+a job here). The tests of results folders start over 20 jobs that share a folder, SIGTERM, SIGKILL and SIGSTOP them at
 random moments and read their exit codes: each job is still a process of its own, with its own pid, working folder,
 environment, standard streams, random states and (`host=`) host name, signalled and killed like any other.
 `Job` is used as `subprocess.Popen` is: `pid`, `poll`, `wait`, `communicate`, `send_signal`, `kill`, `returncode`
 (minus N for a job ended by signal N); its `stdout` and `stderr` are text pipes, its stdin is /dev/null.
-What a fork cannot renew: the string-hash seed (PYTHONHASHSEED) is the zygote's, the job's parent process is the
-zygote (which reaps it and passes its exit status on), what the imports print (torch's notice as fastai imports) is
-printed once, by the zygote, and the variables Python and torch read as they start (PYTHON*, OMP_*, MKL_*) must be the
-zygote's: a job asking for others is refused. `test_a_forked_job_is_a_fresh_process`
+What a fork cannot renew: the string-hash seed (PYTHONHASHSEED) is the zygote's; the job's parent process is the
+zygote (which reaps it and passes its exit status on); its command line (`ps`, /proc/PID/cmdline, `sys.orig_argv`) is
+the zygote's, `fork_job.py serve NAME`, while `sys.argv` is the job's; what the zygote imported is imported already,
+and what those imports print (torch's notice as fastai imports) was printed once, by the zygote; and the variables
+Python and torch read as they start (PYTHON*, OMP_*, MKL_*, KMP_*) must be the zygote's: a job asking for others is
+refused. A job's environment is the zygote's unless `job(env=...)` gives one (Popen's default is the caller's). `test_a_forked_job_is_a_fresh_process`
 compares a job with a new interpreter.
 
     with Zygote(env) as z: p = z.job([script, *args]); out, err = p.communicate(timeout=600)
@@ -17,7 +19,8 @@ Standard library only, plus what the zygote imports (PRELOAD); the zygote ends w
 import importlib, json, os, select, signal, socket, struct, subprocess, sys, time, traceback
 
 PRELOAD = ('torch', 'fastai.basics', 'lottery_nb.all', 'lottery_nb.cli')
-STARTUP = ('PYTHON', 'OMP_', 'MKL_', 'KMP_')   # read as a process starts or imports torch: a job must have the zygote's
+STARTUP = ('PYTHON', 'OMP_', 'MKL_', 'KMP_', 'OPENBLAS_', 'TORCH_', 'CUDA_', 'MPLBACKEND')   # read as a process starts
+# or as torch and matplotlib are imported: a job must have the zygote's
 READY_S = 300   # the zygote's imports take 4 s here
 CLONE_NEWUTS = 0x04000000
 INHERITED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)   # an ignored one stays ignored in a child
@@ -26,33 +29,48 @@ def _address(name): return '\0' + name   # Linux's abstract namespace: no file, 
 
 def _startup(env): return {k: v for k, v in env.items() if k.startswith(STARTUP)}
 
-def serve(name):
+def serve(name, parent):
+    "Import PRELOAD, say `ready`, then fork the jobs asked for until process `parent` (the tests') is gone or SIGTERM comes"
     global START_ENV, IMPORT_ENV
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)   # jobs are reaped here, their statuses read (not ignored, whatever was inherited)
     START_ENV = dict(os.environ)
     for m in PRELOAD: importlib.import_module(m)
     IMPORT_ENV = {k: v for k, v in os.environ.items() if START_ENV.get(k) != v}   # what the imports set (torch: KMP_*), as in a job
     tasks = os.listdir('/proc/self/task')   # a fork copies the calling thread only: a pool started by an import would be lost
     if len(tasks) != 1: sys.exit(f'fork_job: the imports started {len(tasks)} threads: forking is unsafe')
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); srv.bind(_address(name)); srv.listen(64)
-    parent, jobs = os.getppid(), {}   # jobs: {pidfd: (pid, the connection of whoever asked for it)}
+    jobs = {}   # {pidfd: (pid, the connection of whoever asked for it)}
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))   # `Zygote.__exit__`: its jobs end with it (below)
     print('ready', flush=True)
     null = os.open(os.devnull, os.O_WRONLY); os.dup2(null, 1); os.close(null)   # nobody reads that pipe from here on
-    while os.getppid() == parent:   # the tests' process is gone: so is the zygote (its jobs go on, as orphans do)
-        for fd in select.select([srv, *jobs], [], [], 1)[0]:
-            if fd is srv:
-                conn, _ = srv.accept()
-                try:
-                    job = _request(conn, srv, jobs)
-                    if job: jobs[job[0]] = job[1:]
-                    else: conn.close()
-                except OSError as e:
-                    print(f'fork_job: a request failed: {e!r}', file=sys.stderr, flush=True); conn.close()
-            else:   # a job ended: reaped here, its exit status passed on to whoever asked for it
-                pid, conn = jobs.pop(fd); os.close(fd)
-                code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-                try: conn.send(json.dumps({'returncode': code}).encode())
-                except OSError: pass   # that test has gone
-                conn.close()
+    try:
+        while os.getppid() == parent:   # the tests' process is gone (even during the imports above): so is the zygote
+            for fd in select.select([srv, *jobs], [], [], 1)[0]:
+                if fd is srv: _accept(srv, jobs)
+                else: _reap(fd, jobs)
+    finally:   # no job outlives its zygote: a test that failed or was stopped leaves none writing (or stopped)
+        for pid, _ in jobs.values():
+            try: os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError: pass
+
+def _accept(srv, jobs):
+    "One request: a job forked and registered, or a refusal; whatever goes wrong is logged, and the zygote goes on"
+    conn, _ = srv.accept()
+    try:
+        job = _request(conn, srv, jobs)
+        if job: jobs[job[0]] = job[1:]
+        else: conn.close()
+    except Exception as e:
+        print(f'fork_job: a request failed: {e!r}', file=sys.stderr, flush=True); conn.close()
+
+def _reap(pidfd, jobs):
+    "A job ended: reaped here, its exit status passed on to whoever asked for it (who is told nothing if that fails)"
+    pid, conn = jobs.pop(pidfd); os.close(pidfd)
+    try:
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        conn.send(json.dumps({'returncode': code}).encode())
+    except Exception as e: print(f'fork_job: the exit status of job {pid} was not passed on: {e!r}', file=sys.stderr, flush=True)
+    finally: conn.close()
 
 def _request(conn, srv, jobs):
     "Fork the job `conn` asks for; return (pidfd, pid, conn), or None once the refusal is sent"
@@ -64,18 +82,33 @@ def _request(conn, srv, jobs):
         for fd in fds: os.close(fd)
         raise OSError(f'a truncated request ({len(msg)} bytes, {len(fds)} file descriptors)')
     req = json.loads(msg)
-    differ = sorted(k for k in _startup(req['env']).keys() | _startup(START_ENV).keys() if req['env'].get(k) != START_ENV.get(k))
+    differ = {k: (req['env'].get(k), START_ENV.get(k)) for k in sorted(_startup(req['env']).keys() | _startup(START_ENV).keys())
+              if req['env'].get(k) != START_ENV.get(k)}
     if differ:
         for fd in fds: os.close(fd)
-        conn.send(json.dumps({'error': f'the job sets {differ} otherwise than the zygote, which read them as it started: '
-                                       f'start a zygote with its environment'}).encode())
+        said = '; '.join(f'{k}: {v!r} in the job, {z!r} in the zygote' for k, (v, z) in differ.items())   # None: unset
+        conn.send(json.dumps({'error': f'the job\'s environment differs from the zygote\'s in what a process reads as it '
+                                       f'starts ({said}): start a Zygote(env) whose env has the job\'s values'}).encode())
+        return None
+    if not os.path.isdir(req['cwd']):   # as Popen raises it, in the caller
+        for fd in fds: os.close(fd)
+        conn.send(json.dumps({'error': f"[Errno 2] No such file or directory: {req['cwd']!r}", 'missing': req['cwd']}).encode())
         return None
     sys.stdout.flush(); sys.stderr.flush()
-    pid = os.fork()
+    try: pid = os.fork()
+    except OSError:
+        for fd in fds: os.close(fd)
+        raise
     if pid == 0: _job(req, fds, [srv, conn, *(c for _, c in jobs.values())], list(jobs))   # never returns
     for fd in fds: os.close(fd)
-    pidfd = os.pidfd_open(pid)   # the job is not reaped before this: only this process reaps it
-    conn.send(json.dumps({'pid': pid}).encode())
+    pidfd = None
+    try:
+        pidfd = os.pidfd_open(pid)   # the job is not reaped before this: only this process reaps it
+        socket.send_fds(conn, [json.dumps({'pid': pid}).encode()], [pidfd])   # the caller signals it through it: never a reused pid
+    except BaseException:   # nobody would reap or own it: it ends here, unseen
+        os.kill(pid, signal.SIGKILL); os.waitpid(pid, 0)
+        if pidfd is not None: os.close(pidfd)
+        raise
     return pidfd, pid, conn
 
 def _job(req, fds, socks, pidfds):
@@ -103,11 +136,14 @@ def _job(req, fds, socks, pidfds):
     except BaseException: traceback.print_exc(); code = 1
     finally:
         try:
-            import atexit; atexit._run_exitfuncs()   # as a process ending normally runs them
+            import atexit, threading
+            threading._shutdown()   # as Python ends: it waits for the threads that are not daemons (an executor's too),
+            atexit._run_exitfuncs()   # then runs the exit functions
             for f in (sys.stdout, sys.stderr): f.flush()
         finally:
             if code == -signal.SIGINT:   # what Python does on an uncaught KeyboardInterrupt: it ends by SIGINT
-                signal.signal(signal.SIGINT, signal.SIG_DFL); os.kill(os.getpid(), signal.SIGINT)
+                signal.signal(signal.SIGINT, signal.SIG_DFL); signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+                os.kill(os.getpid(), signal.SIGINT)
             os._exit(code & 0xff)
 
 def _exit_code(e):
@@ -124,6 +160,9 @@ def _run(args):
         main = types.ModuleType('__main__'); sys.modules['__main__'] = main
         exec(compile(args[1], '<string>', 'exec'), main.__dict__)
     else:
+        if not os.path.isfile(args[0]):   # as `python` says it, with its exit status
+            print(f"{sys.executable}: can't open file {os.path.abspath(args[0])!r}: [Errno 2] No such file or directory", file=sys.stderr)
+            return 2
         sys.argv = list(args); sys.path.insert(0, os.path.dirname(os.path.abspath(args[0])))
         runpy.run_path(args[0], run_name='__main__')
     return 0
@@ -131,21 +170,34 @@ def _run(args):
 class Job:
     "A job forked by the zygote at `name`, used as `subprocess.Popen(args, stdout=PIPE, stderr=PIPE, text=True)` is"
     def __init__(self, name, args, env=None, cwd=None, host=None):
-        self.args, self.returncode, self._out, self._err = list(args), None, [], []
+        self.args, self.returncode, self._out, self._err, self._pidfd = list(args), None, [], [], None
+        cwd = str(cwd or os.getcwd())
+        if not os.path.isdir(cwd): raise FileNotFoundError(2, 'No such file or directory', cwd)   # as Popen says it
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try: s.connect(_address(name))
-        except OSError as e: raise RuntimeError(f'fork_job: no zygote answers at {name} ({e})') from None
-        out, err = os.pipe(), os.pipe(); null = os.open(os.devnull, os.O_RDONLY)
-        req = dict(args=self.args, env=dict(os.environ if env is None else env), cwd=str(cwd or os.getcwd()), host=host,
-                   ignored=[int(s) for s in INHERITED if signal.getsignal(s) == signal.SIG_IGN])
-        try: socket.send_fds(s, [json.dumps(req).encode()], [null, out[1], err[1]])
-        finally:
-            for fd in (null, out[1], err[1]): os.close(fd)
-        reply = json.loads(s.recv(1 << 16) or b'{"error": "the zygote ended"}')
-        if 'error' in reply:
-            s.close(); os.close(out[0]); os.close(err[0])
-            raise RuntimeError(f"fork_job: no job for {self.args[:2]}: {reply['error']}")
-        self.pid, self._conn = reply['pid'], s
+        out = err = None
+        try:
+            try: s.connect(_address(name))
+            except OSError as e: raise RuntimeError(f'fork_job: no zygote answers at {name} ({e})') from None
+            out, err = os.pipe(), os.pipe(); null = os.open(os.devnull, os.O_RDONLY)
+            req = dict(args=self.args, env=dict(os.environ if env is None else env), cwd=cwd, host=host,
+                       ignored=[int(g) for g in INHERITED if signal.getsignal(g) == signal.SIG_IGN])
+            try: socket.send_fds(s, [json.dumps(req).encode()], [null, out[1], err[1]])
+            finally:
+                for fd in (null, out[1], err[1]): os.close(fd)
+            s.settimeout(READY_S)   # the zygote answers at once; a stopped or stuck one is an error, not a hang
+            msg, fds, _, _ = socket.recv_fds(s, 1 << 16, 1)
+            reply = json.loads(msg or b'{"error": "the zygote ended before it answered"}')
+            if 'error' in reply:
+                for fd in fds: os.close(fd)
+                raise RuntimeError(f"fork_job: no job for {self.args[:2]}: {reply['error']}")
+            self.pid, self._pidfd, self._conn = reply['pid'], fds[0], s
+            s.settimeout(None)
+        except BaseException:
+            s.close()
+            for fd in (out or ()) + (err or ()):
+                try: os.close(fd)
+                except OSError: pass   # the write ends, closed above
+            raise
         self.stdout, self.stderr = open(out[0]), open(err[0])
 
     def _ended(self, timeout):
@@ -153,7 +205,8 @@ class Job:
         if self.returncode is None and select.select([self._conn], [], [], timeout)[0]:
             msg = self._conn.recv(4096)
             if not msg: raise RuntimeError(f'fork_job: the zygote ended before job {self.pid} did: its exit status is lost')
-            self.returncode = json.loads(msg)['returncode']; self._conn.close()
+            self.returncode = json.loads(msg)['returncode']
+            self._conn.close(); os.close(self._pidfd); self._pidfd = None
         return self.returncode
 
     def poll(self): return self._ended(0)
@@ -163,9 +216,9 @@ class Job:
         return self.returncode
 
     def send_signal(self, sig):
-        "As Popen's: nothing once the job is known to have ended (the zygote reaps it the moment it ends)"
+        "As Popen's: nothing once the job has ended (through its pidfd, which never names another process)"
         if self.poll() is None:
-            try: os.kill(self.pid, sig)
+            try: signal.pidfd_send_signal(self._pidfd, sig)
             except ProcessLookupError: pass   # ended, its status not passed on yet
     def terminate(self): self.send_signal(signal.SIGTERM)
     def kill(self): self.send_signal(signal.SIGKILL)
@@ -174,6 +227,7 @@ class Job:
         "Read stdout and stderr to their ends, then wait: (stdout, stderr) as text; called again after a timeout, it goes on"
         end = None if timeout is None else time.monotonic() + timeout
         open_ = [f for f in (self.stdout, self.stderr) if not f.closed]
+        enc = self.stdout.encoding
         while open_:
             left = None if end is None else max(0., end - time.monotonic())
             ready = select.select(open_, [], [], left)[0]
@@ -183,32 +237,42 @@ class Job:
                 if data: (self._out if f is self.stdout else self._err).append(data)
                 else: f.close(); open_.remove(f)
         self.wait(None if end is None else max(0., end - time.monotonic()))
-        text = lambda parts: b''.join(parts).decode(errors='replace')
+        text = lambda parts: b''.join(parts).decode(enc).replace('\r\n', '\n').replace('\r', '\n')   # Popen's text mode
         return text(self._out), text(self._err)
 
 class Zygote:
-    "The zygote, started with environment `env` (its PYTHON*, OMP_* and MKL_* are every job's): `job` forks a job"
+    """The zygote, started with environment `env` (its PYTHON*, OMP_*, MKL_*... are every job's), its stderr to `log`
+    (kept if given, else a file in /tmp removed once the zygote has ended cleanly): `job` forks a job"""
     def __init__(self, env=None, log=None):
         self.env = dict(os.environ if env is None else env)
         self.name = f'lottery_nb-jobs-{os.getpid()}-{time.time_ns()}'
-        self.log = log or f'/tmp/{self.name}.log'
+        self.log, self._keep = str(log or f'/tmp/{self.name}.log'), log is not None
     def __enter__(self):
-        self.proc = subprocess.Popen([sys.executable, __file__, 'serve', self.name], stdout=subprocess.PIPE,
-                                     stderr=open(self.log, 'w'), text=True, env=self.env)
+        self._logf = open(self.log, 'w')
+        self.proc = subprocess.Popen([sys.executable, __file__, 'serve', self.name, str(os.getpid())], stdout=subprocess.PIPE,
+                                     stderr=self._logf, text=True, env=self.env)
         ready = select.select([self.proc.stdout], [], [], READY_S)[0]
         if not ready or self.proc.stdout.readline().strip() != 'ready':
-            self.proc.kill(); self.proc.wait()
-            raise RuntimeError(f'the jobs\' zygote did not start within {READY_S} s:\n{open(self.log).read()[-3000:]}')
+            self.proc.kill(); code = self.proc.wait(); self._logf.close()
+            why = f'ended (exit {code})' if ready else f'did not say it was ready within {READY_S} s'
+            raise RuntimeError(f"the jobs' zygote {why}; its log, {self.log}:\n{open(self.log).read()[-3000:]}")
         return self
     def job(self, args, env=None, cwd=None, host=None):
-        if self.proc.poll() is not None: raise RuntimeError(f'the jobs\' zygote ended (exit {self.proc.returncode}):\n{open(self.log).read()[-3000:]}')
+        "Fork `python ARGS` (`[script, *args]` or `['-c', code, *args]`) in folder `cwd`, with `env` (the zygote's if None)"
+        if self.proc.poll() is not None:
+            log = open(self.log).read()[-3000:] if os.path.exists(self.log) else '(its log was removed as it was closed)'
+            raise RuntimeError(f"the jobs' zygote ended (exit {self.proc.returncode}): it forks no job; its log, {self.log}:\n{log}")
         return Job(self.name, args, self.env if env is None else env, cwd, host)
     def __exit__(self, *exc):
-        self.proc.kill(); self.proc.wait(); self.proc.stdout.close()
-        if exc[0] is None and os.path.exists(self.log): os.remove(self.log)
+        "Stop the zygote, and with it every job still running (SIGKILL where it does not end in 60 s)"
+        self.proc.terminate()
+        try: self.proc.wait(60)
+        except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait()
+        self.proc.stdout.close(); self._logf.close()
+        if exc[0] is None and not self._keep and os.path.exists(self.log): os.remove(self.log)
 
 if __name__ == '__main__':
-    cmd, name = sys.argv[1:3]
+    cmd, name, parent = sys.argv[1:4]
     assert cmd == 'serve', cmd
     sys.path.pop(0)   # this folder: a job's own script folder replaces it
-    serve(name)
+    serve(name, int(parent))

@@ -1,7 +1,7 @@
 """A Jupyter kernel that starts warm: forked from a process (the zygote) that has imported what a page imports (torch,
 fastai, lottery_nb, matplotlib) and run nothing else. Each kernel is a new process with an empty namespace, its own
 pid, session, working folder, environment and standard streams, as a kernel started from scratch is; only
-`sys.modules` is warm, which saves the 3-4 s of CPU that importing torch and fastai costs each of the 37 pages here.
+`sys.modules` is warm, which saves the 3-4 s of CPU that importing torch and fastai costs each page here.
 What a fork cannot renew: the string-hash seed (PYTHONHASHSEED) is the zygote's, so set order is the same in every
 kernel of a session (a page must not depend on it either way).
 

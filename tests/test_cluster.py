@@ -154,5 +154,8 @@ def chaos(tmp_path, serial, rng, n_rounds, zygote, window):
 @pytest.mark.slow
 def test_chaos(tmp_path, serial, zygote):
     "3 workers, random faults, at most 4 tries (the last one clean)"
-    # three jobs on one folder take about half the time of the three seeds one after another, here on two cores
-    chaos(tmp_path, serial, random.Random(int(os.environ.get('CHAOS_SEED', 0))), 4, zygote, window=serial.attrs['seconds'] / 2)
+    chaos(tmp_path, serial, random.Random(int(os.environ.get('CHAOS_SEED', 0))), 4, zygote, window=window(serial.attrs['seconds']))
+
+def window(serial_s):
+    "About how long each of three jobs on one folder lives: the three seeds' time one after another, over the cores they share"
+    return serial_s / min(3, len(os.sched_getaffinity(0)))

@@ -54,23 +54,27 @@ if how == 'raise': raise ValueError('a failing job')
 if how == 'ctrl-c': raise KeyboardInterrupt
 if how == 'sigterm': os.kill(os.getpid(), signal.SIGTERM)
 if how == 'sleep': time.sleep(600)
+if how == 'thread':   # Python waits for a thread that is not a daemon before it ends; text mode reads \\r\\n as \\n
+    import threading; threading.Thread(target=lambda: (time.sleep(0.3), print('a thread ended\\r\\n', end='', flush=True))).start(); sys.exit(5)
 """
-PROBE = """import json, os, random, signal, socket, sys, warnings
-import numpy as np, torch, fastai.basics, lottery_nb.all
-def fds():
+SEEN = """def fds():
     seen = []
     for f in sorted(os.listdir('/proc/self/fd'), key=int):
         try: t = os.readlink(f'/proc/self/fd/{f}')
         except OSError: continue   # the listing's own
         seen.append([int(f), t.split(':')[0] if t.startswith(('pipe:', 'socket:')) else t])
     return seen
-print(json.dumps(dict(argv=sys.argv, path=sys.path, cwd=os.getcwd(), env=dict(os.environ), host=socket.gethostname(),
-    pgid=os.getpgid(0), sid=os.getsid(0), name=__name__, fds=fds(), threads=len(os.listdir('/proc/self/task')),
-    signals={s.name: str(signal.getsignal(s)) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                                                         signal.SIGCHLD, signal.SIGPIPE)},
+seen = dict(argv=sys.argv, path=sys.path, cwd=os.getcwd(), name=__name__, fds=fds(), pgid=os.getpgid(0), sid=os.getsid(0),
+            signals={s.name: str(signal.getsignal(s)) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                                                                 signal.SIGCHLD, signal.SIGPIPE)})
+"""
+PROBE = """import json, os, random, signal, socket, sys, warnings
+import numpy as np, torch, fastai.basics, lottery_nb.all
+""" + SEEN + """print(json.dumps(dict(seen, env=dict(os.environ), host=socket.gethostname(), threads=len(os.listdir('/proc/self/task')),
     torch_threads=torch.get_num_threads(), filters=len(warnings.filters),
     draws=[random.random(), float(np.random.rand()), torch.initial_seed(), torch.rand(1).item()])), flush=True)
 """ + ENDINGS
+LIGHT = "import json, os, signal, sys\n" + SEEN + "print(json.dumps(seen))"   # what `-c CODE` sees: argv, sys.path
 
 def test_a_forked_job_is_a_fresh_process(zygote, tmp_path):
     """A job forked by the zygote and the same run by a new interpreter see the same (arguments, paths, environment,
@@ -83,14 +87,15 @@ def test_a_forked_job_is_a_fresh_process(zygote, tmp_path):
     # the last line of stderr (`ValueError: a failing job`, `KeyboardInterrupt`), leaving out what imports print (torch's
     # notice as fastai imports), which a forked job does not print again
     last = lambda e: [l for l in e.splitlines() if 'Warning: ' not in l and l.strip() != 'warnings.warn('][-1:]
-    ends = {'exit': 3, 'message': 1, 'raise': 1, 'ctrl-c': -signal.SIGINT, 'sigterm': -signal.SIGTERM, 'sleep': -signal.SIGKILL}
+    ends = {'exit': 3, 'message': 1, 'raise': 1, 'ctrl-c': -signal.SIGINT, 'sigterm': -signal.SIGTERM, 'sleep': -signal.SIGKILL, 'thread': 5}
     for how, code in ends.items():   # a script that imports nothing, so that the new interpreters start in milliseconds
         ps = cold('endings.py', how), forked('endings.py', how)
         if how == 'sleep':
             time.sleep(0.5)
             for p in ps: p.kill()
-        (_, e0), (_, e1) = (p.communicate(timeout=600) for p in ps)
-        assert [p.returncode for p in ps] == [code, code] and last(e0) == last(e1), (how, ps[0].returncode, ps[1].returncode, e0[-1500:], e1[-1500:])
+        (o0, e0), (o1, e1) = (p.communicate(timeout=600) for p in ps)
+        assert [p.returncode for p in ps] == [code, code] and o0 == o1 and last(e0) == last(e1), (how, ps[0].returncode, ps[1].returncode, o0, o1, e0[-1500:], e1[-1500:])
+    assert o0 == 'a thread ended\n'
     ps = cold('probe.py', 'raise'), forked('probe.py', 'raise'), forked('probe.py', 'exit', host='node-z')   # the last: a requeue on another node
     (o0, e0), (o1, e1), (o2, _) = (p.communicate(timeout=600) for p in ps)
     assert [p.returncode for p in ps] == [1, 1, 3] and last(e0) == last(e1) == ['ValueError: a failing job'], (e0[-1500:], e1[-1500:])
@@ -99,6 +104,13 @@ def test_a_forked_job_is_a_fresh_process(zygote, tmp_path):
     assert seen[0] == seen[1], {k: (seen[0].get(k), seen[1].get(k)) for k in seen[0].keys() | seen[1].keys() if seen[0].get(k) != seen[1].get(k)}
     assert all(a != b for a, b in zip(draws[1], draws[2])), draws   # each job seeded anew, as a new process is
     assert seen[2]['host'] == 'node-z' and socket.gethostname() != 'node-z'   # this process's host name is its own still
+    ps = cold('missing.py', 'x'), forked('missing.py', 'x')   # a script that is not there: status 2, and python's line
+    (_, e0), (_, e1) = (p.communicate(timeout=600) for p in ps)
+    assert [p.returncode for p in ps] == [2, 2] and e0 == e1 and "can't open file" in e0, (e0, e1)
+    ps = (subprocess.Popen([sys.executable, '-c', LIGHT, 'an argument'], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           cwd=tmp_path, env=zygote.env), zygote.job(['-c', LIGHT, 'an argument'], cwd=tmp_path))   # `python -c`
+    a, b = (json.loads(p.communicate(timeout=600)[0]) for p in ps)
+    assert a == b and a['argv'] == ['-c', 'an argument'] and a['path'][0] == '', (a, b)
 
 class Crash(BaseException): pass
 
