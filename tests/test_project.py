@@ -161,3 +161,14 @@ print(jit_warnings(w))'''
     r = subprocess.run([sys.executable, str(tmp_path/'user.py')], capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split() == ['0', '1'], f'torch.jit.script warnings: on import, then on the user\'s own call: {r.stdout.split()}'
+
+def test_the_set_up_runs_pip_only_where_something_is_missing():
+    "tools/test.sh skips pip when tools/installed.py finds this checkout installed editable and every requirement met"
+    import importlib.util
+    from packaging.requirements import Requirement
+    spec = importlib.util.spec_from_file_location('installed', root/'tools'/'installed.py')
+    inst = importlib.util.module_from_spec(spec); spec.loader.exec_module(inst)
+    assert inst.main() is None   # the environment the tests run in has it all
+    assert 'pytest' in inst.unmet(Requirement('pytest>=999')) and 'not installed' in inst.unmet(Requirement('no-such-package-xyz'))
+    assert inst.unmet(Requirement('no-such-package-xyz; python_version < "3"')) is None   # a marker that excludes it here
+    assert inst.unmet(Requirement('dask[distributed]>=2024.1')) is None   # with its extra's own requirements

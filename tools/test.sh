@@ -4,7 +4,8 @@
 # 1. System set-up: Debian's Chromium for the browser tests (tools/setup_system.sh; it installs it when run as root
 #    with apt, and otherwise says in one line what to do: the browser tests then fail and say why).
 # 2. Python set-up: the `dev` extra, installed editable into the active environment: a virtualenv or conda
-#    environment if one is active, else ./.venv, created here if it is missing (never the system's Python).
+#    environment if one is active, else ./.venv, created here if it is missing (never the system's Python). pip runs
+#    unless tools/installed.py finds it all there already (this checkout editable, every requirement met).
 # 3. nbdev-test (every notebook; a failure stops here, with the failed notebooks named), then pytest on tests/.
 #    Both run their work in parallel, one process per core (LOTTERY_TEST_WORKERS=N sets how many; 1: one process),
 #    each torch process on one thread unless OMP_NUM_THREADS is set (two threads a process on two cores made fits up
@@ -22,7 +23,7 @@ else
   echo "python: no environment is active: using ./.venv"
   . .venv/bin/activate
 fi
-python -m pip install -q -e ".[dev]"
+python tools/installed.py || python -m pip install -q -e ".[dev]"   # pip only where something is missing (tools/installed.py)
 
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
 WORKERS="${LOTTERY_TEST_WORKERS:-$(python -c 'import os; print(min(len(os.sched_getaffinity(0)), 8))')}"
