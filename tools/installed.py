@@ -2,8 +2,10 @@
 its console scripts, and every requirement of the package and of its `dev` extra met (with the extras those ask for).
 Exit 0 if so; else exit 1 with one line saying what is missing, and tools/test.sh runs pip (a fresh machine, a changed
 pyproject.toml, a package removed by hand). Standard library only, plus pip's own copy of `packaging`."""
-import json, sys, tomllib
+import json, sys
 import importlib.metadata as md
+try: import tomllib
+except ImportError: sys.exit('python: the dev extra is to be installed: this Python (before 3.11) has no tomllib to read pyproject.toml with')
 from pathlib import Path
 try: from packaging.requirements import Requirement
 except ImportError:
