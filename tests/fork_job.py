@@ -72,16 +72,23 @@ def _reap(pidfd, jobs):
     except Exception as e: print(f'fork_job: the exit status of job {pid} was not passed on: {e!r}', file=sys.stderr, flush=True)
     finally: conn.close()
 
-def _request(conn, srv, jobs):
-    "Fork the job `conn` asks for; return (pidfd, pid, conn), or None once the refusal is sent"
+def read_request(conn, what):
+    "The request on `conn` (from a process of this user only): its JSON and the 3 standard streams it passes (also fork_kernel.py's)"
     conn.settimeout(10)
     uid = struct.unpack('3i', conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize('3i')))[1]
-    if uid != os.getuid(): raise PermissionError(f'a process of user {uid} asked for a job')
+    if uid != os.getuid(): raise PermissionError(f'a process of user {uid} asked for {what}')
     msg, fds, flags, _ = socket.recv_fds(conn, 1 << 20, 3)
-    if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != 3:
+    try:
+        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != 3:
+            raise OSError(f'a truncated request ({len(msg)} bytes, {len(fds)} file descriptors)')
+        return json.loads(msg), fds
+    except BaseException:
         for fd in fds: os.close(fd)
-        raise OSError(f'a truncated request ({len(msg)} bytes, {len(fds)} file descriptors)')
-    req = json.loads(msg)
+        raise
+
+def _request(conn, srv, jobs):
+    "Fork the job `conn` asks for; return (pidfd, pid, conn), or None once the refusal is sent"
+    req, fds = read_request(conn, 'a job')
     differ = {k: (req['env'].get(k), START_ENV.get(k)) for k in sorted(_startup(req['env']).keys() | _startup(START_ENV).keys())
               if req['env'].get(k) != START_ENV.get(k)}
     if differ:
@@ -131,7 +138,7 @@ def _job(req, fds, socks, pidfds):
         import random, numpy as np, torch
         random.seed(); np.random.seed(); torch.seed()   # seeded from the OS as in a new process, not the zygote's states
         code = _run(req['args'])
-    except SystemExit as e: code = _exit_code(e)
+    except SystemExit as e: code = exit_code(e)
     except KeyboardInterrupt: traceback.print_exc(); code = -signal.SIGINT
     except BaseException: traceback.print_exc(); code = 1
     finally:
@@ -146,7 +153,7 @@ def _job(req, fds, socks, pidfds):
                 os.kill(os.getpid(), signal.SIGINT)
             os._exit(code & 0xff)
 
-def _exit_code(e):
+def exit_code(e):
     "The exit status `sys.exit(e.code)` gives, printing a message that is not a number, as Python does"
     if e.code is None: return 0
     if isinstance(e.code, int): return e.code

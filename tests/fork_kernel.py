@@ -13,8 +13,9 @@ serves this user only. The launcher is the process Jupyter starts, signals and w
 environment and standard streams, forwards SIGINT (an interrupt), SIGTERM and SIGHUP to the kernel's process group and
 ends when the kernel ends. A kernel ends, with its process group, when its launcher is gone (SIGKILLed by Jupyter's
 shutdown) or the Jupyter client that started it is; the zygote ends when the process that started it does.
-Standard library only, plus ipykernel in the zygote."""
-import itertools, json, os, select, signal, socket, struct, sys, threading
+Standard library only (and tests/fork_job.py's reading of a request), plus ipykernel in the zygote."""
+import itertools, json, os, select, signal, socket, sys, threading
+from fork_job import read_request, exit_code   # this folder: the script's own
 
 PRELOAD = ('torch', 'fastai.vision.all', 'lottery_nb.all', 'matplotlib.pyplot')   # after the kernel's own: ipykernel.kernelapp
 INLINE = 'module://matplotlib_inline.backend_inline'   # what ipykernel sets before a page's first import of matplotlib
@@ -58,20 +59,14 @@ def serve(name):
 
 def _request(conn, srv):
     "Fork a kernel for the launcher at `conn`, and tell it the kernel's pid"
-    conn.settimeout(10)
-    uid = struct.unpack('3i', conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize('3i')))[1]
-    if uid != os.getuid(): raise PermissionError(f'a launcher of user {uid} asked for a kernel')
-    msg, fds, flags, _ = socket.recv_fds(conn, 1 << 20, 3)
-    if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != 3:
-        for fd in fds: os.close(fd)
-        raise OSError(f'a truncated request ({len(msg)} bytes, {len(fds)} file descriptors)')
+    req, fds = read_request(conn, 'a kernel')
     pid = os.fork()
     if pid == 0:   # the kernel: it never returns to the zygote's loop
         code = 1
         try:
             srv.close(); conn.close()
-            _kernel(json.loads(msg), fds); code = 0
-        except SystemExit as e: code = e.code if isinstance(e.code, int) else int(e.code is not None)
+            _kernel(req, fds); code = 0
+        except SystemExit as e: code = exit_code(e)
         except BaseException:
             import traceback; traceback.print_exc()
         finally:
